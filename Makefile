@@ -1,0 +1,40 @@
+# meshd — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test unit bench images system-deps peers clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+run: install
+	$(VENV)/bin/meshd demo
+
+# System packages the suites need (ZooKeeper, Docker engine, debootstrap); apt when root on Debian.
+system-deps:
+	@sh integration/provision.sh zookeeper:/usr/share/java/zookeeper.jar debootstrap:debootstrap docker.io:dockerd nodejs:node npm:npm
+
+images: install system-deps
+	$(PY) -m integration.images build
+
+peers: install
+	$(PY) -m integration.peers install
+
+test: install system-deps images peers
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info
