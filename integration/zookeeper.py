@@ -1,0 +1,251 @@
+"""A real ZooKeeper server for tests (modelled on kazoo's ``kazoo/testing/harness.py``).
+
+:class:`ZooKeeperServer` runs Debian's ZooKeeper 3.8 (package ``zookeeper``, jars in ``/usr/share/java``) as a
+standalone Java process bound to ``127.0.0.1`` on a free port, with a fresh temporary ``dataDir``::
+
+    reason = ZooKeeperServer.available()          # None, or why it cannot run ("Debian package 'zookeeper' ...")
+    with ZooKeeperServer() as zk:                 # start() waits until `ruok` answers `imok`
+        client = KazooClient(zk.hosts("/my-chroot")); client.start()
+        zk.stop(); zk.start()                     # same port and data dir: sessions resume (or expire)
+        zk.expire_session(client)                 # real server-side expiry, then waits for the reconnect
+        zk.drop_connection(client)                # the client's TCP connection is cut; it reconnects
+
+Faults are real: ``expire_session`` uses the standard trick (a second client attaches to the same session id and
+password and closes it, so the server ends the session) and ``drop_connection`` shuts the client's socket down.
+``stop()`` kills only the process this object started (by its PID). Nothing here is thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+JAR_DIR = Path("/usr/share/java")
+#: The classpath of the Debian 3.8 server (peers.md recipe); each jar comes from the package named beside it,
+#: all of which the Debian package ``zookeeper`` depends on.
+CLASSPATH: tuple[tuple[str, str], ...] = (
+    ("zookeeper.jar", "libzookeeper-java"), ("zookeeper-jute.jar", "libzookeeper-java"),
+    ("slf4j-api.jar", "libslf4j-java"), ("slf4j-simple.jar", "libslf4j-java"),
+    ("commons-cli.jar", "libcommons-cli-java"), ("metrics-core.jar", "libdropwizard-metrics-java"),
+    ("snappy-java.jar", "libsnappy-java"), ("jackson-databind.jar", "libjackson2-databind-java"),
+    ("jackson-core.jar", "libjackson2-core-java"), ("jackson-annotations.jar", "libjackson2-annotations-java"),
+)
+MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"
+
+
+class ZooKeeperError(RuntimeError):
+    """The server could not be started, or a fault could not be injected; the message says why."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (bound to port 0, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def four_letter_word(host: str, port: int, word: str, timeout: float = 1.0) -> str:
+    """Send a ZooKeeper four-letter command (``ruok``, ``stat``) and return the reply ("" if none)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(word.encode())
+            chunks = []
+            while chunk := s.recv(4096):
+                chunks.append(chunk)
+    except OSError:
+        return ""
+    return b"".join(chunks).decode(errors="replace")
+
+
+class ZooKeeperServer:
+    """One standalone ZooKeeper on ``127.0.0.1:port``; see the module docstring."""
+
+    def __init__(self, port: int = 0, *, tick_time_ms: int = 2000, jar_dir: Path | str = JAR_DIR,
+                 java: str | None = None, startup_timeout: float = 30.0) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port(self.host)
+        self.tick_time_ms = tick_time_ms
+        self.jar_dir = Path(jar_dir)
+        self.java = java or shutil.which("java") or "java"
+        self.startup_timeout = startup_timeout
+        self._dir = Path(tempfile.mkdtemp(prefix="meshd-zk-"))
+        self.data_dir = self._dir / "data"
+        self.data_dir.mkdir()
+        self.log_path = self._dir / "zookeeper.log"
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+
+    # -- availability ---------------------------------------------------------------------------------
+    @staticmethod
+    def available(jar_dir: Path | str = JAR_DIR) -> str | None:
+        """None when the server can run here, else the reason (naming the missing package)."""
+        jar_dir = Path(jar_dir)
+        missing = [f"{jar} ({pkg})" for jar, pkg in CLASSPATH if not (jar_dir / jar).exists()]
+        if missing:
+            return (f"Debian package 'zookeeper' not installed: missing {', '.join(missing)} in {jar_dir} "
+                    "(`make test` installs it with apt)")
+        if shutil.which("java") is None:
+            return "no `java` on PATH (Debian package 'zookeeper' pulls in a JRE: openjdk-17-jre-headless)"
+        return None
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def hosts(self, chroot: str = "") -> str:
+        """A kazoo ``hosts`` string for this server, optionally with a chroot (``"/tests-1"``)."""
+        return self.address + chroot
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> "ZooKeeperServer":
+        """Start the Java process (same port and data dir as before) and wait for ``ruok`` → ``imok``."""
+        if self.running:
+            return self
+        reason = self.available(self.jar_dir)
+        if reason:
+            raise ZooKeeperError(reason)
+        config = self._dir / "zoo.cfg"
+        config.write_text(
+            f"tickTime={self.tick_time_ms}\ndataDir={self.data_dir}\nclientPort={self.port}\n"
+            f"clientPortAddress={self.host}\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,stat\n"
+        )
+        classpath = os.pathsep.join(str(self.jar_dir / jar) for jar, _ in CLASSPATH)
+        self._log = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(
+            [self.java, "-Xmx256m", "-Dzookeeper.jmx.log4j.disable=true", "-cp", classpath, MAIN_CLASS, str(config)],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ZooKeeperError(f"ZooKeeper exited with {self._proc.returncode} on {self.address}: {self.log_tail()}")
+            if four_letter_word(self.host, self.port, "ruok", timeout=0.5) == "imok":
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ZooKeeperError(f"ZooKeeper on {self.address} not ready after {self.startup_timeout}s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """Kill the server process (SIGKILL, like a crash: sessions survive in the data dir) and wait for it."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        """Stop the server and delete its data directory."""
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "ZooKeeperServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # -- faults -----------------------------------------------------------------------------------------
+    def expire_session(self, client, timeout: float = 20.0) -> None:
+        """Make the server expire ``client``'s session, then wait until it has reconnected with a new session.
+
+        The standard trick: a second client attaches to the same session id and password and closes the
+        session; ``client`` sees ``LOST`` and kazoo re-establishes a fresh session (``CONNECTED``).
+        """
+        from kazoo.client import KazooClient
+        from kazoo.protocol.states import KazooState
+
+        client_id = client.client_id
+        if client_id is None:
+            raise ZooKeeperError("cannot expire the session of a client that is not connected")
+        lost, back = threading.Event(), threading.Event()
+
+        def listener(state):
+            if state == KazooState.LOST:
+                lost.set()
+            elif state == KazooState.CONNECTED and lost.is_set():
+                back.set()
+                return True  # kazoo removes a listener that returns True
+            return None
+
+        client.add_listener(listener)
+        deadline = time.monotonic() + timeout
+        while not lost.is_set() and time.monotonic() < deadline:
+            twin = KazooClient(self.address, client_id=client_id, timeout=2.0)
+            try:
+                twin.start(timeout=5)
+                twin.stop()
+            except Exception:  # noqa: BLE001 - retried until the original client notices
+                pass
+            finally:
+                twin.close()
+            self._poke(client)
+            lost.wait(2.0)
+        if not lost.is_set():
+            client.remove_listener(listener)
+            raise ZooKeeperError(f"session {client_id[0]:#x} did not expire within {timeout}s")
+        if not back.wait(max(0.0, deadline - time.monotonic())):
+            raise ZooKeeperError(f"client did not reconnect within {timeout}s after its session expired")
+
+    @staticmethod
+    def _poke(client) -> None:
+        """Make the client talk to the server so that it learns about the expiry now, not at the next ping."""
+        try:
+            client.exists_async("/")
+        except Exception:  # noqa: BLE001 - only a nudge
+            pass
+
+    def drop_connection(self, client, timeout: float = 20.0, wait_reconnect: bool = True) -> None:
+        """Cut ``client``'s TCP connection (the session survives); by default wait until it is back."""
+        from kazoo.protocol.states import KazooState
+
+        suspended, back = threading.Event(), threading.Event()
+
+        def listener(state):
+            if state == KazooState.SUSPENDED:
+                suspended.set()
+            elif state == KazooState.CONNECTED and suspended.is_set():
+                back.set()
+                return True
+            return None
+
+        client.add_listener(listener)
+        sock = getattr(getattr(client, "_connection", None), "_socket", None)
+        if sock is None:
+            client.remove_listener(listener)
+            raise ZooKeeperError("client has no open connection to drop")
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError as exc:
+            client.remove_listener(listener)
+            raise ZooKeeperError(f"could not shut the client's socket down: {exc}") from exc
+        if not suspended.wait(timeout):
+            raise ZooKeeperError(f"client did not notice the dropped connection within {timeout}s")
+        if wait_reconnect and not back.wait(timeout):
+            raise ZooKeeperError(f"client did not reconnect within {timeout}s")
+        if not wait_reconnect:
+            client.remove_listener(listener)
+
+    def __repr__(self) -> str:
+        return f"<ZooKeeperServer {self.address} {'running' if self.running else 'stopped'} data={self.data_dir}>"
