@@ -22,9 +22,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
+KEEP: Any = object()
+"""``apply(..., settings=KEEP)`` (the default) leaves the source's settings for the cluster as they were."""
 
 
 class Health(enum.Enum):
@@ -206,7 +208,7 @@ class ClusterModel:
 
     # -- writing -------------------------------------------------------------------------------------
     def apply(self, source: str, cluster: str, endpoints: Iterable[EndpointSpec],
-              settings: Mapping | None = None) -> ClusterDiff:
+              settings: Mapping | None = KEEP) -> ClusterDiff:
         """Replace ``source``'s contribution to ``cluster`` with ``endpoints`` (possibly none).
 
         A source that reports a cluster with no endpoints keeps the cluster known (an empty provider
@@ -225,7 +227,8 @@ class ClusterModel:
         contribution = c._by_source.setdefault(source, _Contribution())
         touched = set(contribution.specs) | set(specs)
         contribution.specs = specs
-        contribution.settings = settings if settings is not None else contribution.settings
+        if settings is not KEEP:
+            contribution.settings = settings
         diff = self._recompute(c, touched, created=created,
                                settings_changed=c.settings(self._order) != old_settings)
         return self._publish(diff)
@@ -246,7 +249,8 @@ class ClusterModel:
 
     def replace_source(self, source: str, clusters: Mapping[str, Iterable[EndpointSpec]],
                        settings: Mapping[str, Mapping] | None = None) -> list[ClusterDiff]:
-        """A full snapshot from ``source``: clusters it no longer lists are withdrawn."""
+        """A full snapshot from ``source``: clusters it no longer lists are withdrawn, and each listed
+        cluster's settings become ``settings.get(name)`` (None: the source provides none)."""
         settings = settings or {}
         diffs = [self.withdraw(source, name) for name in self.source_clusters(source) if name not in clusters]
         diffs += [self.apply(source, name, eps, settings.get(name)) for name, eps in clusters.items()]

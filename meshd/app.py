@@ -1,0 +1,213 @@
+"""Wiring and lifecycle: build the model, sources, clusters, listeners and admin API; drain; stop.
+
+Start order: model with static clusters → cluster manager → discovery sources (not awaited to sync) →
+listeners → admin. ``/ready`` turns 200 once every source synced or its ``sync_timeout`` passed.
+
+Drain (SIGTERM, ``POST /drain``): stop accepting, close idle keep-alive connections, answer in-flight
+requests with ``connection: close``, and wait until none is in flight or ``drain_timeout`` passed.
+SIGTERM then stops everything and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from discovery.file import FileSource
+from discovery.model import ClusterModel, EndpointSpec
+from discovery.source import Source
+from meshd.accesslog import AccessLog
+from meshd.config import ClusterConfig, Config, ConfigError, format_errors, load_config
+from meshd.proxy.context import ListenerContext, Runtime
+from meshd.proxy.listener import Listener
+from meshd.routing.table import RouteTable
+from meshd.stats import Stats
+from meshd.upstream.cluster import ClusterManager
+
+log = logging.getLogger("meshd")
+
+STATIC_SOURCE = "static"
+
+
+def validate_cluster_entry(entry: Any) -> None:
+    """The file source's validator: the full cluster schema, errors as one readable line."""
+    try:
+        ClusterConfig.model_validate(entry)
+    except ValidationError as exc:
+        raise ValueError("; ".join(format_errors(exc))) from None
+
+
+def build_source(spec: Any, config: Config) -> Source:
+    if spec.type == "file":
+        return FileSource(spec.name, str(config.resolve_path(spec.path)), spec.poll_interval, validate_cluster_entry)
+    if spec.type == "zookeeper":
+        from discovery.zookeeper.wiring import build_zookeeper_source
+        return build_zookeeper_source(spec, config)
+    raise ValueError(f"unknown discovery source type {spec.type!r}")
+
+
+class Meshd:
+    """One running sidecar."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.model = ClusterModel(source_order=[STATIC_SOURCE] + [s.name for s in config.discovery])
+        self.stats = Stats()
+        self.access_log = AccessLog(config.access_log.path)
+        self.sources: list[Source] = []
+        self.listeners: list[Listener] = []
+        self.routes = {rc.name: RouteTable(rc) for rc in config.route_configs}
+        self.clusters: ClusterManager | None = None
+        self.runtime: Runtime | None = None
+        self.admin: Any = None
+        self.extras: list[Any] = []            # registry APIs and other components with start/stop
+        self._sync_waits: list[asyncio.Task] = []
+        self._sweeper: asyncio.Task | None = None
+        self._stopped = asyncio.Event()
+        self.ready_reasons: dict[str, str] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for c in self.config.clusters:
+            self.model.apply(STATIC_SOURCE, c.name, [
+                EndpointSpec(address=e.address, weight=e.weight, zone=e.zone, priority=e.priority,
+                             group=e.metadata.get("group", ""), version=e.metadata.get("version", ""),
+                             metadata=e.metadata) for e in c.endpoints])
+        self.clusters = ClusterManager(self.config, self.model)
+        self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
+        for spec in self.config.discovery:
+            source = build_source(spec, self.config)
+            self.sources.append(source)
+            await source.start(self.model)
+            timeout = getattr(spec, "sync_timeout", 5.0)
+            self.ready_reasons[source.name] = "waiting for first sync"
+            self._sync_waits.append(asyncio.create_task(self._wait_synced(source, timeout)))
+        for lc in self.config.listeners:
+            routes = self.routes.get(lc.route_config) if lc.route_config else None
+            listener = Listener(ListenerContext(lc, routes, self.runtime))
+            await listener.start()
+            self.listeners.append(listener)
+            log.info("listener %s (%s) on %s", lc.name, lc.protocol, listener.bound)
+        for extra in self.extras:
+            await extra.start(self)
+        from meshd.admin import AdminServer
+        self.admin = AdminServer(self)
+        await self.admin.start()
+        log.info("admin on %s", self.admin.bound)
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _wait_synced(self, source: Source, timeout: float) -> None:
+        if await source.wait_synced(timeout):
+            self.ready_reasons.pop(source.name, None)
+        else:
+            log.warning("discovery %s: no sync within %.1fs; ready anyway with what it has", source.name, timeout)
+            self.ready_reasons.pop(source.name, None)
+
+    @property
+    def ready(self) -> bool:
+        return not self.ready_reasons and len(self.listeners) == len(self.config.listeners)
+
+    async def _sweep(self) -> None:
+        """Once a second: close idle upstream and downstream connections, flush the access log."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.clusters.sweep()
+            self.access_log.flush()
+            now = self.runtime.loop.time()
+            for lc_conn in list(self.runtime.connections):
+                limit = lc_conn.ctx.config.idle_timeout
+                if lc_conn.idle and now - lc_conn.last_activity > limit:
+                    lc_conn.close()
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Stop accepting and let in-flight requests finish; True when none was left in flight."""
+        rt = self.runtime
+        timeout = self.config.drain_timeout if timeout is None else timeout
+        if not rt.draining:
+            rt.draining = True
+            log.info("draining: %d request(s) in flight", rt.in_flight)
+            for listener in self.listeners:
+                listener.stop_accepting()
+        for conn in list(rt.connections):
+            if conn.idle:
+                conn.close()
+        loop = rt.loop
+        deadline = loop.time() + timeout
+        while rt.in_flight > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            for conn in list(rt.connections):
+                if conn.idle:
+                    conn.close()
+        if rt.in_flight:
+            log.warning("drain timeout: %d request(s) still in flight", rt.in_flight)
+        return rt.in_flight == 0
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for t in self._sync_waits:
+            t.cancel()
+        for listener in self.listeners:
+            listener.stop_accepting()
+        for conn in list(self.runtime.connections if self.runtime else ()):
+            conn.close()
+        for extra in reversed(self.extras):
+            await extra.stop()
+        for source in self.sources:
+            try:
+                await source.stop()
+            except Exception:
+                log.exception("discovery %s: error while stopping", source.name)
+        if self.clusters is not None:
+            self.clusters.close()
+        if self.admin is not None:
+            await self.admin.stop()
+        self.access_log.close()
+        self._stopped.set()
+
+    async def run_until_signal(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("signal received: draining (up to %.1fs)", self.config.drain_timeout)
+        await self.drain()
+        await self.stop()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("kazoo").setLevel(logging.WARNING)
+
+
+def run_command(path: str, log_level: str = "info") -> int:
+    setup_logging(log_level)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid configuration", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+
+    async def main() -> int:
+        app = Meshd(config)
+        try:
+            await app.start()
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            await app.stop()
+            return 1
+        await app.run_until_signal()
+        return 0
+
+    import uvloop
+    return uvloop.run(main())

@@ -1,0 +1,584 @@
+"""Typed, frozen configuration (pydantic v2) and ``meshd validate``.
+
+The key names of ``../shared/DESIGN.md``'s canonical configuration are a contract. Every model is
+frozen and forbids unknown keys; every default states its reason. Errors name the path and the bad
+value: ``listeners[1].address: '127.0.0.1:99999' is not a valid port``.
+
+Route and cluster sections are shared by HTTP and RPC; keys that only make sense for one protocol say
+so in their comment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Discriminator, Tag
+from pydantic_core import PydanticCustomError
+
+from meshd.config_types import ByteSize, Duration, EndpointAddress, ListenAddress, Name, Regex
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- matchers
+class StringMatcher(Model):
+    """Exactly one of exact / prefix / suffix / regex / present. A bare string in YAML means ``exact``."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    suffix: str | None = None
+    regex: Regex | None = None
+    present: bool | None = None
+    invert: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_string(cls, value: Any) -> Any:
+        return {"exact": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "StringMatcher":
+        kinds = [k for k in ("exact", "prefix", "suffix", "regex", "present") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise PydanticCustomError("matcher", "a matcher needs exactly one of exact, prefix, suffix, regex, present "
+                                      "(got {kinds})", {"kinds": kinds or "none"})
+        return self
+
+
+class HeaderMatcher(StringMatcher):
+    """A header (HTTP), attachment (Dubbo) or header-map entry (Bolt) matcher."""
+
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_string(cls, value: Any) -> Any:
+        return value
+
+
+# ----------------------------------------------------------------------------------------------- routes
+class HeaderValue(Model):
+    key: str = Field(min_length=1)
+    value: str
+
+
+class HeaderValueOption(Model):
+    """Envoy's shape: ``{header: {key, value}, append: true}``; ``append: false`` replaces existing values."""
+
+    header: HeaderValue
+    append: bool = True
+
+
+class RouteMatch(Model):
+    """What a request must look like. All given conditions must hold; ``{}`` matches every request.
+
+    HTTP: ``prefix`` / ``path`` / ``regex`` on the path (at most one), ``headers``.
+    RPC (Dubbo, Bolt): ``service`` (interface), ``method``, ``version``, ``group``, and ``headers`` over the
+    attachments (Dubbo) or the header map (Bolt).
+    """
+
+    prefix: str | None = None
+    path: str | None = None
+    regex: Regex | None = None
+    case_sensitive: bool = True
+    headers: list[HeaderMatcher] = []
+    service: StringMatcher | None = None
+    method: StringMatcher | None = None
+    version: StringMatcher | None = None
+    group: StringMatcher | None = None
+
+    @model_validator(mode="after")
+    def _one_path_kind(self) -> "RouteMatch":
+        kinds = [k for k in ("prefix", "path", "regex") if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise PydanticCustomError("match", "give at most one of prefix, path, regex (got {kinds})",
+                                      {"kinds": kinds})
+        return self
+
+
+class RetryBackOff(Model):
+    base_interval: Duration = 0.025          # Envoy's default
+    max_interval: Duration | None = None     # default 10 × base_interval, as Envoy
+
+
+RETRY_CONDITIONS = frozenset({
+    "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "retriable-4xx",
+    "retriable-status-codes", "timeout", "overloaded", "upstream-error", "app-error", "envoy-ratelimited",
+})
+
+
+class RetryPolicy(Model):
+    """Envoy-style retries. RPC conditions: ``overloaded`` (Dubbo 100 / Bolt 4), ``upstream-error``
+    (Dubbo 70/80, Bolt error statuses), ``app-error`` (exception results)."""
+
+    retry_on: str = "connect-failure,reset"
+    num_retries: int = Field(default=1, ge=0, le=10)
+    per_try_timeout: Duration | None = None
+    retry_back_off: RetryBackOff = RetryBackOff()
+    retriable_status_codes: list[Annotated[int, Field(ge=100, le=599)]] = []
+    retry_host_predicate: Literal["previous_hosts", "none"] = "previous_hosts"   # a retry avoids hosts it tried
+    host_selection_retry_max_attempts: int = Field(default=3, ge=1)
+    retry_non_idempotent: bool = False       # POST/PATCH/... are not retried unless the route says so
+
+    @field_validator("retry_on")
+    @classmethod
+    def _known_conditions(cls, value: str) -> str:
+        unknown = [c.strip() for c in value.split(",") if c.strip() and c.strip() not in RETRY_CONDITIONS]
+        if unknown:
+            raise PydanticCustomError("retry_on", "unknown retry condition(s) {unknown} in {value}; known: {known}",
+                                      {"unknown": unknown, "value": repr(value),
+                                       "known": ", ".join(sorted(RETRY_CONDITIONS))})
+        return value
+
+    @property
+    def conditions(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.retry_on.split(",") if c.strip())
+
+
+class WeightedCluster(Model):
+    cluster: Name
+    weight: int = Field(ge=0)
+    metadata_match: dict[str, str] = {}
+
+
+class RouteAction(Model):
+    cluster: Name | None = None
+    weighted_clusters: list[WeightedCluster] | None = None
+    metadata_match: dict[str, str] = {}      # subset selection (endpoint metadata key → value)
+    timeout: Duration | None = None          # whole request incl. retries; default: the listener's route_timeout
+    retry_policy: RetryPolicy | None = None
+    prefix_rewrite: str | None = None        # HTTP only
+    host_rewrite: str | None = None          # HTTP only
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "RouteAction":
+        if (self.cluster is None) == (self.weighted_clusters is None):
+            raise PydanticCustomError("route", "a route needs exactly one of cluster, weighted_clusters", {})
+        if self.weighted_clusters is not None and sum(w.weight for w in self.weighted_clusters) <= 0:
+            raise PydanticCustomError("route", "weighted_clusters weights must add up to more than 0", {})
+        return self
+
+
+class DirectResponse(Model):
+    status: int = Field(ge=100, le=599)
+    body: str = ""
+
+
+class Route(Model):
+    name: str | None = None
+    match: RouteMatch = RouteMatch()
+    route: RouteAction | None = None
+    direct_response: DirectResponse | None = None
+    request_headers_to_add: list[HeaderValueOption] = []
+    request_headers_to_remove: list[str] = []
+    response_headers_to_add: list[HeaderValueOption] = []
+    response_headers_to_remove: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "Route":
+        if (self.route is None) == (self.direct_response is None):
+            raise PydanticCustomError("route", "a route needs exactly one of route, direct_response", {})
+        return self
+
+
+class VirtualHost(Model):
+    name: Name
+    domains: list[str] = Field(min_length=1)
+    routes: list[Route] = []
+
+
+class RouteConfiguration(Model):
+    name: Name
+    virtual_hosts: list[VirtualHost] = []
+
+
+# --------------------------------------------------------------------------------------------- clusters
+class EndpointConfig(Model):
+    address: EndpointAddress
+    weight: int = Field(default=100, ge=0)   # 100 like Dubbo and SOFARPC, so static and registry weights compare
+    metadata: dict[str, str] = {}
+    zone: str = ""
+    priority: int = Field(default=0, ge=0)
+
+
+class SubsetSelector(Model):
+    keys: list[str] = Field(min_length=1)
+    fallback_policy: Literal["not_defined", "no_fallback", "any_endpoint", "default_subset", "keys_subset"] = "not_defined"
+    fallback_keys_subset: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_list(cls, value: Any) -> Any:
+        return {"keys": value} if isinstance(value, list) else value
+
+
+class SubsetConfig(Model):
+    selectors: list[SubsetSelector] = []
+    fallback_policy: Literal["no_fallback", "any_endpoint", "default_subset"] = "no_fallback"   # Envoy's default
+    default_subset: dict[str, str] = {}
+    request_metadata: bool = True            # RPC version/group/attachments also select (see the routing docs)
+
+
+class HttpHealthCheck(Model):
+    path: str = "/healthz"
+    host: str | None = None
+    expected_statuses: list[Annotated[int, Field(ge=100, le=599)]] = [200]
+
+
+class HealthCheck(Model):
+    type: Literal["tcp", "http", "dubbo", "bolt"]
+    interval: Duration = 5.0
+    interval_jitter: Duration = 0.5
+    timeout: Duration = 1.0
+    healthy_threshold: int = Field(default=2, ge=1)
+    unhealthy_threshold: int = Field(default=3, ge=1)
+    http: HttpHealthCheck = HttpHealthCheck()
+
+
+class OutlierDetection(Model):
+    consecutive_5xx: int = Field(default=5, ge=1)
+    consecutive_gateway_failure: int = Field(default=5, ge=1)
+    consecutive_local_origin_failure: int = Field(default=5, ge=1)
+    interval: Duration = 10.0
+    base_ejection_time: Duration = 30.0
+    max_ejection_time: Duration = 300.0
+    max_ejection_percent: int = Field(default=10, ge=0, le=100)
+
+
+class RetryBudget(Model):
+    budget_percent: float = Field(default=20.0, ge=0, le=100)
+    min_retry_concurrency: int = Field(default=3, ge=0)
+
+
+class CircuitBreakers(Model):
+    """Envoy's cluster thresholds; overflow is answered in the caller's protocol and counted."""
+
+    max_connections: int = Field(default=1024, ge=1)
+    max_pending_requests: int = Field(default=1024, ge=0)
+    max_requests: int = Field(default=1024, ge=1)
+    max_retries: int = Field(default=3, ge=0)
+    retry_budget: RetryBudget | None = None
+
+
+class ZoneAware(Model):
+    local_zone: str | None = None            # default: MESHD_ZONE from the environment
+    min_healthy_percent: float = Field(default=70.0, ge=0, le=100)
+
+
+class ClusterSettings(Model):
+    """Everything about a cluster except its name and static endpoints (also ``cluster_defaults``)."""
+
+    lb_policy: Literal["round_robin", "random", "weighted_round_robin", "least_request"] = "round_robin"
+    connect_timeout: Duration = 1.0          # a sidecar dials on a LAN: fail fast, retry elsewhere
+    idle_timeout: Duration = 60.0            # close upstream connections idle this long
+    max_requests_per_connection: int | None = Field(default=None, ge=1)
+    max_connections_per_endpoint: int = Field(default=1024, ge=1)      # HTTP keep-alive pool size
+    connections_per_endpoint: int = Field(default=1, ge=1, le=64)      # RPC: multiplexed connections
+    heartbeat_interval: Duration = 15.0      # RPC: idle heartbeat (Bolt's client default)
+    heartbeat_misses: int = Field(default=3, ge=1)
+    subset: SubsetConfig = SubsetConfig()
+    health_checks: list[HealthCheck] = []
+    outlier_detection: OutlierDetection | None = None
+    circuit_breakers: CircuitBreakers = CircuitBreakers()
+    # Envoy's healthy_panic_threshold, off by default: an SDK never calls a provider it knows is unhealthy,
+    # so neither does meshd unless asked (50 gives Envoy's behaviour).
+    panic_threshold: float = Field(default=0.0, ge=0, le=100)
+    zone_aware: ZoneAware | None = None
+
+
+class ClusterConfig(ClusterSettings):
+    name: Name
+    endpoints: list[EndpointConfig] = []
+
+
+# -------------------------------------------------------------------------------------------- listeners
+class ListenerConfig(Model):
+    name: Name
+    address: ListenAddress
+    protocol: Literal["http", "dubbo", "bolt", "auto", "tcp"] = "http"
+    route_config: Name | None = None         # required for http; RPC routes fall back to the interface cluster
+    cluster: Name | None = None              # tcp: the cluster every connection goes to
+    route_timeout: Duration = 15.0           # Envoy's default route timeout when a route sets none
+    max_frame_size: ByteSize = 8 * 1024 * 1024          # Dubbo's payload default
+    max_request_headers_size: ByteSize = 64 * 1024
+    idle_timeout: Duration = 300.0           # downstream connections idle this long are closed
+    sniff_timeout: Duration = 5.0            # auto: a client that sends no recognisable prefix is closed
+    header_to_metadata: dict[str, str] = {}  # HTTP: request header → subset metadata key
+
+    @model_validator(mode="after")
+    def _protocol_needs(self) -> "ListenerConfig":
+        if self.protocol == "http" and self.route_config is None:
+            raise PydanticCustomError("listener", "an http listener needs a route_config", {})
+        if self.protocol == "tcp" and self.cluster is None:
+            raise PydanticCustomError("listener", "a tcp listener needs a cluster", {})
+        return self
+
+
+class AdminConfig(Model):
+    address: ListenAddress = "127.0.0.1:15000"   # loopback: admin is not for the network
+
+
+class AccessLogConfig(Model):
+    path: str | None = "-"                   # "-" = stdout, a file path, or null for no access log
+
+
+# -------------------------------------------------------------------------------------------- discovery
+class FileSourceConfig(Model):
+    type: Literal["file"]
+    name: Name = "file"
+    path: str
+    poll_interval: Duration = 0.25           # reload within 1 s of a write, cheaply
+
+
+class ZooKeeperAuth(Model):
+    scheme: Literal["digest"] = "digest"
+    username: str
+    password: SecretStr
+
+
+class ZooKeeperSourceConfig(Model):
+    type: Literal["zookeeper"]
+    name: Name = "zookeeper"
+    servers: str = Field(min_length=1)
+    chroot: str = ""
+    session_timeout: Duration = 30.0
+    auth: ZooKeeperAuth | None = None
+    layout: Literal["dubbo", "sofarpc"] = "dubbo"
+    services: list[str] | Literal["all"] = "all"
+    root: str | None = None                  # default /dubbo (dubbo layout) or /sofa-rpc (sofarpc)
+    snapshot_path: str | None = None         # default .meshd/<name>-snapshot.json next to the config
+    sync_timeout: Duration = 5.0             # /ready waits this long for the first sync
+
+
+def _source_tag(value: Any) -> str | None:
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+DiscoverySource = Annotated[
+    Union[Annotated[FileSourceConfig, Tag("file")], Annotated[ZooKeeperSourceConfig, Tag("zookeeper")]],
+    Discriminator(_source_tag, custom_error_type="source_type",
+                  custom_error_message="unknown discovery source type; known: file, zookeeper"),
+]
+
+
+# ------------------------------------------------------------------------------------ registry APIs etc
+class SofaRegistryApi(Model):
+    address: ListenAddress = "127.0.0.1:13330"   # sofa-rpc registry-mesh's MeshConstants
+    registry: Name
+    bolt_address: ListenAddress = "127.0.0.1:12220"   # SOFARPC's mesh client sends Bolt here
+    subscribe_timeout: Duration = 3.0
+
+
+class DubboRegistryApi(Model):
+    address: ListenAddress = "127.0.0.1:22222"   # MOSN's dubbo_registry api_port
+    registry: Name
+    listener: Name | None = None             # the dubbo/auto listener apps call; default: the first one
+
+
+class RegistryApiConfig(Model):
+    sofa: SofaRegistryApi | None = None
+    dubbo: DubboRegistryApi | None = None
+
+
+class MetricLogConfig(Model):
+    path: str                                # Sentinel metric log file (rolled by size)
+    max_bytes: ByteSize = 50 * 1024 * 1024
+    backups: int = Field(default=8, ge=1)
+
+
+class GovernanceConfig(Model):
+    dialect: Literal["go", "java"] = "go"
+    flow: list[dict[str, Any]] = []
+    circuit_breaker: list[dict[str, Any]] = []
+    isolation: list[dict[str, Any]] = []
+    hotspot: list[dict[str, Any]] = []
+    system: list[dict[str, Any]] = []
+    http_resource: str = "{method}:{host}{route}"   # {method} {host} {route} (the route's prefix/path) {path}
+    http_origin_header: str = "x-meshd-caller"
+    block_status: int = Field(default=429, ge=400, le=599)
+    block_body: str = "meshd: request blocked by governance rule\n"
+    metric_log: MetricLogConfig | None = None
+
+
+class ConfigCenterConfig(Model):
+    """Rule sources (ZooKeeper node, Nacos config, file, HTTP push) arrive with their issue; nothing yet."""
+
+
+class Config(Model):
+    admin: AdminConfig = AdminConfig()
+    listeners: list[ListenerConfig] = []
+    route_configs: list[RouteConfiguration] = []
+    clusters: list[ClusterConfig] = []
+    cluster_defaults: ClusterSettings = ClusterSettings()   # for clusters that discovery creates
+    discovery: list[DiscoverySource] = []
+    registry_api: RegistryApiConfig = RegistryApiConfig()
+    governance: GovernanceConfig = GovernanceConfig()
+    config_center: ConfigCenterConfig = ConfigCenterConfig()
+    access_log: AccessLogConfig = AccessLogConfig()
+    drain_timeout: Duration = 10.0           # SIGTERM: in-flight requests get this long to finish
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _references(self) -> "Config":
+        _unique("listeners", [x.name for x in self.listeners])
+        _unique("route_configs", [x.name for x in self.route_configs])
+        _unique("clusters", [x.name for x in self.clusters])
+        _unique("discovery", [x.name for x in self.discovery])
+        routes = {r.name for r in self.route_configs}
+        for i, listener in enumerate(self.listeners):
+            if listener.route_config is not None and listener.route_config not in routes:
+                raise PydanticCustomError("reference", "listeners[{i}].route_config: no route configuration named "
+                                          "{name}", {"i": i, "name": repr(listener.route_config)})
+        sources = {s.name: s for s in self.discovery}
+        for api_name in ("sofa", "dubbo"):
+            api = getattr(self.registry_api, api_name)
+            if api is None:
+                continue
+            source = sources.get(api.registry)
+            if source is None or source.type != "zookeeper":
+                raise PydanticCustomError("reference", "registry_api.{api}.registry: {name} is not a zookeeper "
+                                          "discovery source", {"api": api_name, "name": repr(api.registry)})
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def resolve_path(self, path: str) -> Path:
+        p = Path(os.path.expanduser(path))
+        return p if p.is_absolute() else self._base_dir / p
+
+    def cluster(self, name: str) -> ClusterConfig | None:
+        return next((c for c in self.clusters if c.name == name), None)
+
+
+def _unique(section: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PydanticCustomError("unique", "{section}: the name {name} is used twice",
+                                      {"section": section, "name": repr(name)})
+        seen.add(name)
+
+
+# ------------------------------------------------------------------------------------------ loading
+class ConfigError(Exception):
+    """A config document that does not validate; ``errors`` holds one ``path: message`` line each."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+def parse_document(text: str, origin: str = "<config>") -> Any:
+    """YAML or JSON (JSON is tried first for ``.json`` files and for documents starting with ``{``/``[``)."""
+    stripped = text.lstrip()
+    if origin.endswith(".json") or stripped.startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            if origin.endswith(".json"):
+                raise ConfigError([f"{origin}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"])
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{origin}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}"]) from None
+
+
+def build_config(data: Any, base_dir: Path | None = None) -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"<root>: expected a mapping of sections, got {type(data).__name__}"])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc)) from None
+    if base_dir is not None:
+        config._base_dir = base_dir
+    return config
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read: {exc.strerror}"]) from None
+    return build_config(parse_document(text, str(p)), base_dir=p.resolve().parent)
+
+
+_TAGS = {"file", "zookeeper"}
+
+
+def error_path(loc: tuple) -> str:
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _TAGS and i > 0 and isinstance(loc[i - 1], int):
+            continue                          # the discriminator tag pydantic inserts
+        elif isinstance(part, str) and "[" not in part and part != "function-after":
+            out += f".{part}" if out else part
+    return out or "<root>"
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = error_path(err["loc"])
+        msg = err["msg"]
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = f"unknown key {err['loc'][-1]!r}"
+            path = error_path(err["loc"][:-1])
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        elif kind not in ("address", "duration", "size", "regex", "name", "matcher", "match", "route", "listener",
+                          "unique", "reference", "retry_on", "source_type"):
+            msg = f"{msg[0].lower()}{msg[1:]} (got {err.get('input')!r})"
+        if kind == "source_type" and isinstance(err.get("input"), dict):
+            msg = f"{msg} (got type {err['input'].get('type')!r})"
+        if kind in ("unique", "reference"):
+            lines.append(msg)
+        else:
+            lines.append(f"{path}: {msg}")
+    return lines
+
+
+def summary(config: Config) -> str:
+    routes = sum(len(vh.routes) for rc in config.route_configs for vh in rc.virtual_hosts)
+    lines = [
+        f"admin {config.admin.address}",
+        *(f"listener {x.name} {x.protocol} {x.address}" + (f" -> routes {x.route_config}" if x.route_config else "")
+          for x in config.listeners),
+        f"{len(config.route_configs)} route configuration(s), {routes} route(s)",
+        *(f"cluster {c.name} {c.lb_policy} {len(c.endpoints)} endpoint(s)" for c in config.clusters),
+        *(f"discovery {s.name} ({s.type})" for s in config.discovery),
+    ]
+    return "\n".join(lines)
+
+
+def validate_command(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid configuration", flush=True)
+        for line in exc.errors:
+            print(f"  {line}")
+        return 1
+    print(f"{path}: ok")
+    print(summary(config))
+    return 0

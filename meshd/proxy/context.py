@@ -1,0 +1,41 @@
+"""Shared state the protocol handlers read: the runtime (clusters, stats, logs) and per-listener context."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from meshd.accesslog import AccessLog
+from meshd.config import Config, ListenerConfig
+from meshd.routing.table import RouteTable
+from meshd.stats import Stats
+from meshd.upstream.cluster import ClusterManager
+
+
+class Runtime:
+    """Everything a request may touch besides its own connection. One per running meshd."""
+
+    def __init__(self, config: Config, clusters: ClusterManager, stats: Stats, access_log: AccessLog,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.clusters = clusters
+        self.stats = stats
+        self.access_log = access_log
+        self.rng = rng or random.Random()
+        self.loop = asyncio.get_running_loop()
+        self.draining = False
+        self.connections: set[Any] = set()    # open downstream protocol objects (for drain and idle sweep)
+        self.governance: Any = None           # meshd.proxy.governor.Governor once governance is wired
+        self.in_flight = 0
+
+
+class ListenerContext:
+    __slots__ = ("name", "config", "routes", "runtime", "protocol")
+
+    def __init__(self, config: ListenerConfig, routes: RouteTable | None, runtime: Runtime) -> None:
+        self.name = config.name
+        self.config = config
+        self.routes = routes
+        self.runtime = runtime
+        self.protocol = config.protocol

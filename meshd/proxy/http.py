@@ -1,0 +1,669 @@
+"""The HTTP/1.1 forwarding path: a downstream ``asyncio.Protocol`` and one exchange per request.
+
+:class:`HttpDownstream` parses requests with httptools and answers them strictly in order (pipelined
+requests queue behind the active one, with reading paused). Each request is an :class:`HttpExchange`
+that routes, picks a host, borrows a keep-alive connection from the host's pool, streams the body up
+and the response down (never buffering a body whole), and retries failed attempts per the route's
+retry policy while the request body is still replayable.
+
+Flow control both ways: a downstream that reads slowly pauses the upstream socket, an upstream that
+accepts slowly pauses the downstream socket. Timers are ``loop.call_later`` handles, never tasks.
+
+Local answers (Envoy's response flags): 404 NR no route, 503 UH no healthy endpoint, 503 UO overflow,
+502 UF connect failure, 502 UR reset, 504 UT timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+import httptools
+
+from meshd.codec import http1
+from meshd.codec.outcome import Outcome, Result, http_outcome
+from meshd.proxy.context import ListenerContext
+from meshd.proxy.retry import IDEMPOTENT_METHODS, RetryState
+from meshd.upstream.http import HttpPool, UpstreamHttpConnection
+
+log = logging.getLogger("meshd.http")
+
+REPLAY_LIMIT = 1 << 20          # request bodies up to 1 MiB are kept for retries (Envoy's buffer limit)
+PENDING_LIMIT = 1 << 18         # bytes buffered before an upstream is attached, then reading pauses
+
+_LOCAL = {
+    Outcome.NO_ROUTE: 404, Outcome.NO_HEALTHY_UPSTREAM: 503, Outcome.OVERFLOW: 503, Outcome.CONNECT_FAILURE: 502,
+    Outcome.RESET: 502, Outcome.TIMEOUT: 504, Outcome.BAD_REQUEST: 400, Outcome.INTERNAL: 500,
+    Outcome.BLOCKED: 429,
+}
+
+
+class _Headers:
+    """Request headers as a lazily built ``{lower-case str: str}`` mapping (only header matchers need it)."""
+
+    __slots__ = ("raw", "_d")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+        self._d: dict[str, str] | None = None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        if self._d is None:
+            self._d = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self.raw}
+        return self._d.get(name, default)
+
+
+class HttpDownstream(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, ctx: ListenerContext) -> None:
+        self.ctx = ctx
+        self.rt = ctx.runtime
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.active: HttpExchange | None = None
+        self.parsing: HttpExchange | None = None
+        self.queue: deque[HttpExchange] = deque()
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.closed = False
+        self.last_activity = 0.0
+        self.peer = ""
+        self._paused: set[str] = set()
+        self._write_paused = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
+        self.last_activity = self.rt.loop.time()
+        self.rt.connections.add(self)
+        self.rt.stats.downstream_connection(self.ctx.name, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.rt.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._protocol_error(501, "meshd: protocol upgrade is not supported\n")
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _HeadersTooLarge):
+                self._protocol_error(431, "meshd: request headers too large\n")
+            else:
+                log.exception("listener %s: internal error handling a request", self.ctx.name)
+                self._protocol_error(500, "meshd: internal error\n")
+        except httptools.HttpParserError as exc:
+            self._protocol_error(400, f"meshd: malformed request: {exc}\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.rt.connections.discard(self)
+        self.rt.stats.downstream_connection(self.ctx.name, -1)
+        exchanges = ([self.active] if self.active else []) + list(self.queue)
+        self.active = None
+        self.queue.clear()
+        for ex in exchanges:
+            ex.downstream_closed()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.active is not None:
+            self.active.downstream_write_paused(True)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.active is not None:
+            self.active.downstream_write_paused(False)
+
+    # -- httptools callbacks -------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.header_bytes += len(url)
+        if self.header_bytes > self.ctx.config.max_request_headers_size:
+            raise _HeadersTooLarge()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.ctx.config.max_request_headers_size:
+            raise _HeadersTooLarge()
+
+    def on_headers_complete(self) -> None:
+        p = self.parser
+        ex = HttpExchange(self, p.get_method(), self.url, self.headers, p.get_http_version(), p.should_keep_alive())
+        self.parsing = ex
+        if self.active is None:
+            self.active = ex
+            ex.start()
+        else:
+            self.queue.append(ex)
+            self.pause_reading("pipeline")
+
+    def on_body(self, body: bytes) -> None:
+        if self.parsing is not None:
+            self.parsing.request_body(body)
+
+    def on_message_complete(self) -> None:
+        ex, self.parsing = self.parsing, None
+        if ex is not None:
+            ex.request_complete()
+
+    # -- used by exchanges ---------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._paused and not self.closed:
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        self._paused.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason in self._paused:
+            self._paused.discard(reason)
+            if not self._paused and not self.closed:
+                self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def exchange_done(self, ex: "HttpExchange", close: bool) -> None:
+        if self.active is not ex:
+            return
+        self.active = None
+        self.last_activity = self.rt.loop.time()
+        if close or self.closed:
+            self.close()
+            return
+        if self.queue:
+            self.active = self.queue.popleft()
+            if not self.queue:
+                self.resume_reading("pipeline")
+            self.active.start()
+        elif self.rt.draining:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    @property
+    def idle(self) -> bool:
+        return self.active is None and self.parsing is None
+
+    def _protocol_error(self, status: int, message: str) -> None:
+        """The request stream is unusable: answer once if nothing is being answered, then close."""
+        if self.active is None or not self.active.response_started:
+            self.write(http1.local_reply(status, message.encode(), close=True))
+        self.close()
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class HttpExchange:
+    """One request/response exchange; see the module docstring."""
+
+    __slots__ = (
+        "down", "rt", "method", "url", "headers", "version", "keep_alive", "host", "chunked", "expect_continue",
+        "pending", "pending_size", "replay", "replay_size", "request_done", "route", "cluster", "metadata", "retry",
+        "tried", "upstream_host", "upstream", "pool", "response_started", "response_done", "local", "status",
+        "flags", "started", "wall_start", "bytes_in", "bytes_out", "chunked_out", "close_after", "timer",
+        "try_timer", "close_delimited", "finished", "attempt_started", "retry_pending", "detail",
+    )
+
+    def __init__(self, down: HttpDownstream, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
+                 version: str, keep_alive: bool) -> None:
+        self.down = down
+        self.rt = down.rt
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.version = version
+        self.keep_alive = keep_alive
+        host = b""
+        chunked = expect = False
+        for name, value in headers:
+            n = name.lower()
+            if n == b"host":
+                host = value
+            elif n == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif n == b"expect":
+                expect = value.lower() == b"100-continue"
+        self.host = host
+        self.chunked = chunked
+        self.expect_continue = expect
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.request_done = False
+        self.route = None
+        self.cluster = None
+        self.metadata = None
+        self.retry: RetryState | None = None
+        self.tried: list = []
+        self.upstream_host = None
+        self.upstream: UpstreamHttpConnection | None = None
+        self.pool: HttpPool | None = None
+        self.response_started = False
+        self.response_done = False
+        self.local = False
+        self.status = 0
+        self.flags = ""
+        self.detail = ""
+        self.started = self.rt.loop.time()
+        self.wall_start = time.time()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.chunked_out = False
+        self.close_after = not keep_alive
+        self.timer: asyncio.TimerHandle | None = None
+        self.try_timer: asyncio.TimerHandle | None = None
+        self.close_delimited = False
+        self.finished = False
+        self.attempt_started = 0.0
+        self.retry_pending = False
+        self.rt.in_flight += 1
+
+    # -- request side --------------------------------------------------------------------------------
+    def start(self) -> None:
+        down, rt = self.down, self.rt
+        if self.expect_continue and not self.request_done:
+            down.write(http1.CONTINUE_100)     # answered here, like Envoy; the upstream never sees Expect
+        routes = down.ctx.routes
+        path = self.url.decode("latin-1")
+        host = self.host.decode("latin-1")
+        route = routes.match_http(host, path, _Headers(self.headers)) if routes is not None else None
+        if route is None:
+            return self.reply_local(Result(Outcome.NO_ROUTE, detail=f"no route for {host}{path}"))
+        self.route = route
+        if route.direct is not None:
+            self.status = route.direct.status
+            return self._send_local(route.direct.status, route.direct.body.encode(), Outcome.OK)
+        name, self.metadata = route.pick_cluster(rt.rng)
+        cluster = rt.clusters.get(name)
+        if cluster is None:
+            return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM, detail=f"unknown cluster {name!r}"),
+                                    cluster_name=name)
+        if cluster.active_requests >= cluster.settings.circuit_breakers.max_requests:
+            cluster.stats["overflow"] += 1
+            rt.stats.overflow.labels(cluster.name, "max_requests").inc()
+            return self.reply_local(Result(Outcome.OVERFLOW, detail="cluster max_requests reached"),
+                                    cluster_name=name)
+        self.cluster = cluster
+        cluster.active_requests += 1
+        self.retry = RetryState(route.action.retry_policy, rt.rng, http=True,
+                                idempotent=self.method in IDEMPOTENT_METHODS)
+        if not self.retry.enabled:
+            self.replay = None
+        if self.request_done:
+            self._arm_route_timer()
+        self._attempt()
+
+    def request_body(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        if self.local or self.response_done:
+            return                            # answered already: the rest of the body is read and dropped
+        replay = self.replay
+        if replay is not None:
+            self.replay_size += len(data)
+            if self.replay_size > REPLAY_LIMIT:
+                self.replay = None            # too large to keep: no retry once any of it was sent
+            else:
+                replay.append(data)
+        framed = http1.chunk(data) if self.chunked else data
+        if self.upstream is not None:
+            self.upstream.write(framed)
+        else:
+            self.pending.append(framed)
+            self.pending_size += len(framed)
+            if self.pending_size > PENDING_LIMIT:
+                self.down.pause_reading("buffer")
+
+    def request_complete(self) -> None:
+        self.request_done = True
+        if self.local or self.response_done:
+            return self._maybe_finish()
+        if self.chunked:
+            if self.upstream is not None:
+                self.upstream.write(http1.LAST_CHUNK)
+            else:
+                self.pending.append(http1.LAST_CHUNK)
+        if self.cluster is not None:
+            self._arm_route_timer()
+
+    # -- attempts ------------------------------------------------------------------------------------
+    def _attempt(self) -> None:
+        cluster = self.cluster
+        exclude = self.tried if self.route.action.retry_policy is None or \
+            self.route.action.retry_policy.retry_host_predicate == "previous_hosts" else ()
+        host = cluster.pick(self.metadata, exclude)
+        if host is None:
+            cluster.stats["no_healthy"] += 1
+            return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM,
+                                           detail=f"no healthy endpoint in cluster {cluster.name}"))
+        self.upstream_host = host
+        self.tried.append(host)
+        host.active_requests += 1
+        host.stats["requests"] += 1
+        self.attempt_started = self.rt.loop.time()
+        policy = self.route.action.retry_policy
+        if policy is not None and policy.per_try_timeout:
+            self.try_timer = self.rt.loop.call_later(policy.per_try_timeout, self._per_try_timeout)
+        pool = host.pools.get("http")
+        if pool is None:
+            pool = host.pools["http"] = HttpPool(host, cluster.settings, self.rt.stats)
+        self.pool = pool
+        pool.acquire(self)
+
+    def upstream_ready(self, conn: UpstreamHttpConnection) -> None:
+        if self.finished or self.pool is None:
+            conn.pool.release(conn, True)     # we stopped waiting meanwhile
+            return
+        self.upstream = conn
+        conn.exchange = self
+        conn.requests += 1
+        conn.head_request = self.method == b"HEAD"
+        parts = self._request_head()
+        if self.pending:
+            parts.extend(self.pending)
+            self.pending = []
+            self.pending_size = 0
+            self.down.resume_reading("buffer")
+        conn.write(b"".join(parts))
+
+    def upstream_failed(self, result: Result) -> None:
+        self.pool = None
+        self._attempt_failed(result)
+
+    def _request_head(self) -> list[bytes]:
+        route = self.route
+        action = route.action
+        url = self.url
+        if action.prefix_rewrite is not None and route.config.match.prefix is not None:
+            prefix = route.config.match.prefix.encode()
+            url = action.prefix_rewrite.encode() + url[len(prefix):]
+        ops = route.request_ops
+        drop = http1.REQUEST_DROP
+        if ops.remove or action.host_rewrite:
+            drop = drop | ops.remove | ({b"host"} if action.host_rewrite else frozenset())
+        conn_tokens = http1.connection_tokens(self.headers) if not self.keep_alive or self.version == "1.0" else ()
+        if conn_tokens:
+            drop = drop | conn_tokens
+        parts = [self.method, b" ", url, b" HTTP/1.1\r\n"]
+        parts += http1.filter_headers(self.headers, drop, ops.add)
+        if action.host_rewrite:
+            parts.append(b"host: %b\r\n" % action.host_rewrite.encode())
+        if self.chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(http1.CRLF)
+        return parts
+
+    # -- response side -------------------------------------------------------------------------------
+    def response_head(self, conn: UpstreamHttpConnection, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if conn is not self.upstream:
+            return
+        if status >= 500 or status in (409, 429) or (self.retry is not None and self.retry._codes):
+            result = Result(http_outcome(status), status)
+            if self._retry_possible() and self.retry.retriable(result):
+                conn.exchange = None
+                conn.pool.release(conn, False)   # abandon this response: the connection cannot be reused
+                self.upstream = None
+                return self._attempt_failed(result)
+        self._cancel_try_timer()
+        self.response_started = True
+        self.status = status
+        length = None
+        chunked = False
+        for name, value in headers:
+            n = name.lower()
+            if n == b"content-length":
+                length = value
+            elif n == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        no_body = self.method == b"HEAD" or status in http1.NO_BODY_STATUS
+        ops = self.route.response_ops
+        drop = http1.HOP_BY_HOP | ops.remove if ops.remove else http1.HOP_BY_HOP
+        parts = [http1.status_line(status)]
+        parts += http1.filter_headers(headers, drop, ops.add)
+        if not no_body and length is None:
+            if chunked or self.version != "1.0":
+                self.close_delimited = not chunked
+                if self.version != "1.0":
+                    self.chunked_out = True
+                    parts.append(b"transfer-encoding: chunked\r\n")
+                else:
+                    self.close_after = True
+            else:
+                self.close_delimited = True
+                self.close_after = True
+        if self.rt.draining:
+            self.close_after = True
+        if self.close_after:
+            parts.append(b"connection: close\r\n")
+        elif self.version == "1.0":
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(http1.CRLF)
+        head = b"".join(parts)
+        self.bytes_out += len(head)
+        self.down.write(head)
+
+    def response_body(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.down.write(http1.chunk(data) if self.chunked_out else data)
+
+    def response_complete(self, conn: UpstreamHttpConnection, keep_alive: bool) -> None:
+        if conn is not self.upstream:
+            return
+        if self.chunked_out:
+            self.down.write(http1.LAST_CHUNK)
+        self.response_done = True
+        self.upstream = None
+        conn.pool.release(conn, keep_alive and self.request_done)
+        self._attempt_done(Result(http_outcome(self.status), self.status))
+        if not self.request_done:
+            self.close_after = True           # early response: the rest of the body is not worth reading
+            self.request_done = True
+        self._maybe_finish()
+
+    def upstream_reset(self, conn: UpstreamHttpConnection, reason: str) -> None:
+        if conn is not self.upstream:
+            return
+        self.upstream = None
+        if self.response_started:
+            if self.close_delimited:
+                if self.chunked_out:
+                    self.down.write(http1.LAST_CHUNK)
+                self.response_done = True
+                self._attempt_done(Result(http_outcome(self.status), self.status))
+                return self._maybe_finish()
+            self.flags = "UR"
+            self._attempt_done(Result(Outcome.RESET, detail=reason))
+            self.close_after = True
+            self.down.close()                 # the client sees a truncated response, as it must
+            return self._finish()
+        self._attempt_failed(Result(Outcome.RESET, detail=reason))
+
+    # -- failures, retries, timeouts ---------------------------------------------------------------
+    def _retry_possible(self) -> bool:
+        return (self.retry is not None and self.retry.remaining > 0 and self.replay is not None
+                and self.cluster.retry_allowed())
+
+    def _attempt_failed(self, result: Result) -> None:
+        self._cancel_try_timer()
+        self._attempt_done(result)
+        if self.finished or self.local:
+            return
+        if self._retry_possible():
+            delay = self.retry.next_delay(result)
+            if delay is not None:
+                self.cluster.active_retries += 1
+                self.cluster.stats["retries"] += 1
+                self.retry_pending = True
+                self.rt.loop.call_later(delay, self._retry_now)
+                return
+        elif self.retry is not None and self.retry.remaining > 0 and self.retry.retriable(result):
+            self.cluster.stats["retry_overflow"] += 1
+        if result.status is not None:
+            self.reply_local(Result(Outcome.UPSTREAM_ERROR, result.status, result.detail))
+        else:
+            self.reply_local(result)
+
+    def _retry_now(self) -> None:
+        self.cluster.active_retries -= 1
+        self.retry_pending = False
+        if self.finished or self.local:
+            return
+        self.pending = [http1.chunk(c) for c in self.replay] if self.chunked else list(self.replay)
+        if self.chunked and self.request_done:
+            self.pending.append(http1.LAST_CHUNK)
+        self.pending_size = sum(map(len, self.pending))
+        self._attempt()
+
+    def _attempt_done(self, result: Result) -> None:
+        host = self.upstream_host
+        if host is None:
+            return
+        self.upstream_host = None
+        host.active_requests -= 1
+        if result.outcome.is_error:
+            host.stats["errors"] += 1
+        self.rt.stats.attempt_done(self.cluster.name, result.outcome.value, len(self.tried) > 1)
+
+    def _arm_route_timer(self) -> None:
+        if self.timer is None and not self.finished:
+            timeout = self.route.action.timeout if self.route.action.timeout is not None else \
+                self.down.ctx.config.route_timeout
+            if timeout > 0:
+                self.timer = self.rt.loop.call_later(timeout, self._route_timeout)
+
+    def _route_timeout(self) -> None:
+        self.timer = None
+        if self.finished or self.response_done:
+            return
+        self._abandon_upstream()
+        self._attempt_done(Result(Outcome.TIMEOUT))
+        if self.response_started:
+            self.flags = "UT"
+            self.close_after = True
+            self.down.close()
+            return self._finish()
+        self.reply_local(Result(Outcome.TIMEOUT, detail="upstream request timeout"))
+
+    def _per_try_timeout(self) -> None:
+        self.try_timer = None
+        if self.finished or self.response_started or self.upstream_host is None:
+            return
+        self._abandon_upstream()
+        self._attempt_failed(Result(Outcome.TIMEOUT, detail="per-try timeout"))
+
+    def _cancel_try_timer(self) -> None:
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
+
+    def _abandon_upstream(self) -> None:
+        """Stop using the current upstream: close its connection (not reusable mid-exchange) or stop waiting."""
+        conn, self.upstream = self.upstream, None
+        if conn is not None:
+            conn.exchange = None
+            conn.pool.release(conn, False)
+        elif self.pool is not None:
+            self.pool.cancel(self)
+        self.pool = None
+
+    # -- endings -------------------------------------------------------------------------------------
+    def reply_local(self, result: Result, cluster_name: str = "") -> None:
+        """Answer with meshd's own response for ``result`` (``cluster_name`` only labels the log line)."""
+        status = _LOCAL.get(result.outcome, 502) if result.status is None else result.status
+        if result.outcome is Outcome.UPSTREAM_ERROR and result.status is not None:
+            status = result.status            # a retriable 5xx that ran out of retries: a retry was abandoned
+            self.flags = "URX"
+        else:
+            self.flags = result.outcome.response_flag
+        self.detail = result.detail
+        self.status = status
+        body = f"meshd: {result.detail or result.outcome.value}\n".encode()
+        self._send_local(status, body, result.outcome)
+
+    def _send_local(self, status: int, body: bytes, outcome: Outcome) -> None:
+        if self.response_started:
+            return
+        self.local = True
+        self.response_started = True
+        self._abandon_upstream()
+        self._cancel_try_timer()
+        if not self.request_done and self.rt.draining:
+            self.close_after = True
+        data = http1.local_reply(status, body, self.close_after or self.rt.draining,
+                                 head_only=self.method == b"HEAD")
+        self.bytes_out += len(data)
+        self.down.write(data)
+        self.response_done = True
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if self.request_done and self.response_done:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self._cancel_try_timer()
+        rt = self.rt
+        rt.in_flight -= 1
+        self.down.resume_reading("upstream")
+        self.down.resume_reading("buffer")
+        if self.cluster is not None:
+            self.cluster.active_requests -= 1
+        duration = rt.loop.time() - self.started
+        cluster = self.cluster.name if self.cluster is not None else "-"
+        rt.stats.request_done(self.down.ctx.name, "http", cluster, _status_outcome(self), self.status, duration)
+        if rt.access_log.enabled:
+            upstream = self.tried[-1].address if self.tried else ""
+            rt.access_log.write(self.wall_start, f"{self.method.decode()} {self.url.decode('latin-1')} "
+                                f"HTTP/{self.version}", self.status or "-", self.flags, self.bytes_in,
+                                self.bytes_out, duration, upstream, cluster, len(self.tried))
+        self.down.exchange_done(self, self.close_after or self.rt.draining)
+
+    def downstream_closed(self) -> None:
+        """The client went away: drop the upstream side, count the request with flag DC."""
+        if self.finished:
+            return
+        if not self.response_done:
+            self.flags = self.flags or "DC"
+            self._abandon_upstream()
+            self._attempt_done(Result(Outcome.RESET, detail="downstream closed"))
+        self.request_done = self.response_done = True
+        self._finish()
+
+    def downstream_write_paused(self, paused: bool) -> None:
+        if self.upstream is not None:
+            (self.upstream.pause_reading if paused else self.upstream.resume_reading)()
+
+    def upstream_write_paused(self, paused: bool) -> None:
+        (self.down.pause_reading if paused else self.down.resume_reading)("upstream")
+
+    def __repr__(self) -> str:
+        return f"<HttpExchange {self.method.decode()} {self.url.decode('latin-1')} status={self.status}>"
+
+
+def _status_outcome(ex: HttpExchange) -> str:
+    if ex.flags and ex.flags != "-":
+        return ex.flags
+    return "ok" if ex.status < 500 else "5xx"

@@ -1,0 +1,238 @@
+"""Route tables: virtual hosts matched by domain, routes matched by path, headers and RPC keys.
+
+A :class:`RouteTable` is compiled once from a :class:`~meshd.config.RouteConfiguration` and is then
+immutable; matching is a plain function over a request view, no I/O. HTTP requests match virtual hosts
+by ``Host``; RPC requests match them by interface name (``domains: ["*"]`` or ``["org.example.*"]``).
+
+Domain precedence (Envoy's): exact, then suffix wildcards ``*.example.com`` (longest first), then prefix
+wildcards ``api.*`` (longest first), then ``*``. A ``Host`` with a port that matches no domain is tried
+again without its port.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from meshd.config import HeaderValueOption, Route, RouteAction, RouteConfiguration, StringMatcher, WeightedCluster
+
+Matcher = Callable[[str | None], bool]
+
+
+def compile_matcher(m: StringMatcher, case_sensitive: bool = True) -> Matcher:
+    """A predicate over an optional string value (None = absent)."""
+    if m.present is not None:
+        want = m.present
+        test: Matcher = lambda v: (v is not None) == want
+    elif m.exact is not None:
+        exact = m.exact
+        test = lambda v: v == exact
+    elif m.prefix is not None:
+        prefix = m.prefix
+        test = lambda v: v is not None and v.startswith(prefix)
+    elif m.suffix is not None:
+        suffix = m.suffix
+        test = lambda v: v is not None and v.endswith(suffix)
+    else:
+        pattern = re.compile(m.regex or "")
+        test = lambda v: v is not None and pattern.fullmatch(v) is not None
+    if m.invert:
+        return lambda v: not test(v)
+    return test
+
+
+class RpcView(Protocol):
+    """What a route needs from an RPC request; ``group`` and ``attachment`` may parse lazily."""
+
+    service: str
+    method: str
+    version: str
+
+    @property
+    def group(self) -> str: ...
+
+    def attachment(self, name: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderOps:
+    add: tuple[tuple[bytes, bytes, bool], ...]       # (lower-case name, value, append)
+    remove: frozenset[bytes]
+
+    @staticmethod
+    def build(add: list[HeaderValueOption], remove: list[str]) -> "HeaderOps":
+        return HeaderOps(
+            tuple((o.header.key.lower().encode(), o.header.value.encode(), o.append) for o in add),
+            frozenset(n.lower().encode() for n in remove),
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not self.add and not self.remove
+
+
+class CompiledRoute:
+    """One route, its predicates compiled, its action kept as the validated config value."""
+
+    __slots__ = ("config", "name", "action", "direct", "request_ops", "response_ops", "_path", "_headers",
+                 "_rpc", "_weights", "_total_weight", "path_label")
+
+    def __init__(self, config: Route, index: int) -> None:
+        self.config = config
+        self.name = config.name or f"route-{index}"
+        self.action: RouteAction | None = config.route
+        self.direct = config.direct_response
+        self.request_ops = HeaderOps.build(config.request_headers_to_add, config.request_headers_to_remove)
+        self.response_ops = HeaderOps.build(config.response_headers_to_add, config.response_headers_to_remove)
+        m = config.match
+        self._path = self._compile_path(m)
+        self.path_label = m.prefix if m.prefix is not None else (m.path if m.path is not None else (m.regex or ""))
+        self._headers = tuple((h.name.lower(), compile_matcher(h)) for h in m.headers)
+        self._rpc = tuple((field, compile_matcher(sm)) for field in ("service", "method", "version", "group")
+                          if (sm := getattr(m, field)) is not None)
+        self._weights: tuple[tuple[int, WeightedCluster], ...] = ()
+        self._total_weight = 0
+        if self.action is not None and self.action.weighted_clusters:
+            acc = 0
+            weights = []
+            for wc in self.action.weighted_clusters:
+                acc += wc.weight
+                weights.append((acc, wc))
+            self._weights, self._total_weight = tuple(weights), acc
+
+    @staticmethod
+    def _compile_path(m) -> Callable[[str], bool] | None:
+        if m.prefix is not None:
+            prefix = m.prefix if m.case_sensitive else m.prefix.lower()
+            if not m.case_sensitive:
+                return lambda p: p.lower().startswith(prefix)
+            return lambda p: p.startswith(prefix)
+        if m.path is not None:
+            path = m.path
+            return (lambda p: p == path) if m.case_sensitive else (lambda p: p.lower() == path.lower())
+        if m.regex is not None:
+            pattern = re.compile(m.regex, 0 if m.case_sensitive else re.IGNORECASE)
+            return lambda p: pattern.fullmatch(p) is not None
+        return None
+
+    def matches_http(self, path: str, headers: dict[str, str]) -> bool:
+        if self._path is not None and not self._path(path):
+            return False
+        if self._rpc:
+            return False                      # an RPC-only route never matches HTTP
+        for name, test in self._headers:
+            if not test(headers.get(name)):
+                return False
+        return True
+
+    def matches_rpc(self, request: RpcView) -> bool:
+        if self._path is not None:
+            return False                      # an HTTP path route never matches RPC
+        for field, test in self._rpc:
+            if not test(getattr(request, field)):
+                return False
+        for name, test in self._headers:
+            if not test(request.attachment(name)):
+                return False
+        return True
+
+    def pick_cluster(self, rng: random.Random) -> tuple[str, dict[str, str]]:
+        """The target cluster and the subset metadata to match (route-level merged with the weighted entry's)."""
+        action = self.action
+        assert action is not None
+        if not self._weights:
+            return action.cluster or "", action.metadata_match
+        r = rng.random() * self._total_weight
+        for acc, wc in self._weights:
+            if r < acc:
+                if wc.metadata_match:
+                    return wc.cluster, {**action.metadata_match, **wc.metadata_match}
+                return wc.cluster, action.metadata_match
+        wc = self._weights[-1][1]
+        return wc.cluster, {**action.metadata_match, **wc.metadata_match}
+
+    def __repr__(self) -> str:
+        return f"<Route {self.name} {self.path_label or ''}>"
+
+
+class CompiledVirtualHost:
+    __slots__ = ("name", "domains", "routes")
+
+    def __init__(self, name: str, domains: list[str], routes: list[CompiledRoute]) -> None:
+        self.name, self.domains, self.routes = name, domains, routes
+
+
+class RouteTable:
+    """An immutable, compiled route configuration."""
+
+    def __init__(self, config: RouteConfiguration) -> None:
+        self.config = config
+        self.name = config.name
+        self._exact: dict[str, CompiledVirtualHost] = {}
+        self._suffix: list[tuple[str, CompiledVirtualHost]] = []
+        self._prefix: list[tuple[str, CompiledVirtualHost]] = []
+        self._any: CompiledVirtualHost | None = None
+        for vh in config.virtual_hosts:
+            cvh = CompiledVirtualHost(vh.name, vh.domains, [CompiledRoute(r, i) for i, r in enumerate(vh.routes)])
+            for domain in vh.domains:
+                d = domain.lower()
+                if d == "*":
+                    self._any = self._any or cvh
+                elif d.startswith("*"):
+                    self._suffix.append((d[1:], cvh))
+                elif d.endswith("*"):
+                    self._prefix.append((d[:-1], cvh))
+                else:
+                    self._exact.setdefault(d, cvh)
+        self._suffix.sort(key=lambda x: -len(x[0]))
+        self._prefix.sort(key=lambda x: -len(x[0]))
+        self._host_cache: dict[str, CompiledVirtualHost | None] = {}
+
+    def virtual_host(self, host: str) -> CompiledVirtualHost | None:
+        cached = self._host_cache.get(host, False)
+        if cached is not False:
+            return cached                     # type: ignore[return-value]
+        found = self._find_host(host.lower())
+        if found is None and ":" in host and not host.endswith("]"):
+            found = self._find_host(host.rsplit(":", 1)[0].lower())
+        if len(self._host_cache) < 4096:
+            self._host_cache[host] = found
+        return found
+
+    def _find_host(self, host: str) -> CompiledVirtualHost | None:
+        vh = self._exact.get(host)
+        if vh is not None:
+            return vh
+        for suffix, vh in self._suffix:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                return vh
+        for prefix, vh in self._prefix:
+            if host.startswith(prefix) and len(host) > len(prefix):
+                return vh
+        return self._any
+
+    def match_http(self, host: str, path: str, headers: dict[str, str]) -> CompiledRoute | None:
+        vh = self.virtual_host(host)
+        if vh is None:
+            return None
+        query = path.find("?")
+        if query >= 0:
+            path = path[:query]
+        for route in vh.routes:
+            if route.matches_http(path, headers):
+                return route
+        return None
+
+    def match_rpc(self, request: RpcView) -> CompiledRoute | None:
+        vh = self.virtual_host(request.service)
+        if vh is None:
+            return None
+        for route in vh.routes:
+            if route.matches_rpc(request):
+                return route
+        return None
+
+    def to_json(self) -> dict:
+        return self.config.model_dump(mode="json", exclude_defaults=True)
