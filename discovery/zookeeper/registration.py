@@ -1,0 +1,207 @@
+"""The nodes meshd writes on behalf of the local application, exactly as the SDKs write them (pure).
+
+Dubbo provider (``ServiceConfig`` + ``URL.toFullString``; parameters sorted, node name ``URL.encode``d)::
+
+    /dubbo/org.example.DemoService/providers/dubbo%3A%2F%2F10.0.0.5%3A20880%2Forg.example.DemoService%3Fanyhost%3Dtrue...
+    dubbo://10.0.0.5:20880/org.example.DemoService?anyhost=true&application=demo&deprecated=false&dubbo=2.0.2
+        &dynamic=true&generic=false&group=g1&interface=org.example.DemoService&methods=sayHello,sayBye&pid=4242
+        &release=2.7.23&revision=1.0.0&side=provider&timestamp=1700000000000&version=1.0.0&weight=100
+
+Dubbo consumer: ``consumer://{ip}/{iface}?application=..&category=consumers&check=false&...&side=consumer&...``
+under ``consumers/``. SOFARPC provider (``RegistryUtils.convertProviderToUrls``, insertion order, node data
+``\\x01`` = online)::
+
+    bolt://10.0.0.5:12200?version=1.0&uniqueId=&interface=com.x.Svc&timeout=0&delay=-1&id=rpc-cfg-0&dynamic=true
+        &weight=100&accepts=100000&startTime=..&appName=app&serialization=hessian2&protocol=bolt&language=java
+        &pid=..&rpcVer=50707
+
+SOFARPC consumer (``convertConsumerToUrl``; Java really writes ``pid`` twice): ``bolt://{ip}?version=1.0&uniqueId=
+&pid=..&timeout=3000&id=..&generic=false&interface=..&appName=..&serialization=hessian2&startTime=..&pid=..
+&language=java&rpcVer=..`` under ``consumers/`` with empty data.
+
+Caller ``parameters`` win over every default. Arguments that cannot make a valid node raise ``ValueError``
+naming the argument; ZooKeeper failures are the source's business (:class:`RegistrationError`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from discovery.model import split_address
+from discovery.zookeeper.layouts import Layout
+from discovery.zookeeper.urls import dubbo_full_string, java_urlencode, ordered_url, parse_url
+
+DUBBO_PROTOCOL_VERSION = "2.0.2"   # the `dubbo` parameter: the Dubbo2 wire-protocol version
+DUBBO_RELEASE = "2.7.23"           # the `release` parameter: the Dubbo SDK release meshd speaks for
+SOFA_RPC_VERSION = "50707"         # the `rpcVer` parameter: sofa-rpc 5.7.7 (Version.RPC_VERSION)
+INTERFACE = re.compile(r"[A-Za-z_$][\w$]*(?:[.$][A-Za-z_$][\w$]*)*")
+
+
+class RegistrationError(Exception):
+    """Registering or removing a node failed; the message names the node and the cause.
+
+    When it is raised nothing of the registration is left behind: the node was not created, or was removed
+    again (or, when ZooKeeper could not be reached to remove it, it is deleted as soon as it can be).
+    """
+
+
+#: URL parameters that change each time the same service is registered again (not part of its identity).
+VOLATILE_PARAMS = frozenset({"timestamp", "startTime", "pid", "id"})
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A node meshd keeps in ZooKeeper for the local application (re-created after a session expiry).
+
+    ``path`` is inside the source's chroot; ``url`` is the decoded URL; ``data`` the node data. ``address`` is
+    ``host:port`` for a provider and the host for a consumer.
+    """
+
+    kind: str            # "provider" | "consumer"
+    interface: str
+    address: str
+    group: str
+    version: str
+    url: str
+    path: str
+    data: bytes = b""
+    layout: str = "dubbo"
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        """The identity of the registered service: registering the same key again replaces the node."""
+        return (self.kind, self.interface, self.address, self.group, self.version, self.url.partition("://")[0])
+
+    def same_content(self, other: "Registration") -> bool:
+        """Same node but for the parameters that change on every registration (timestamp, pid, ...)."""
+        mine, theirs = parse_url(self.url), parse_url(other.url)
+        strip = lambda url: {k: v for k, v in url.params.items() if k not in VOLATILE_PARAMS}
+        return self.key == other.key and self.data == other.data and strip(mine) == strip(theirs) and \
+            (mine.host, mine.port, mine.path) == (theirs.host, theirs.port, theirs.path)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "interface": self.interface, "address": self.address, "group": self.group,
+                "version": self.version, "url": self.url, "path": self.path, "layout": self.layout}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """What the application says about a service it provides or consumes (all optional but the interface)."""
+
+    interface: str
+    application: str = ""
+    group: str = ""                 # Dubbo group; SOFARPC uniqueId
+    version: str = ""               # Dubbo version; SOFARPC version (default "1.0")
+    methods: Sequence[str] = ()
+    weight: int | None = None
+    protocol: str = ""              # default: "dubbo" (Dubbo layout) / "bolt" (SOFARPC)
+    serialization: str = ""         # SOFARPC default "hessian2"; Dubbo: only written when given
+    timeout: int | None = None      # SOFARPC provider 0, consumer 3000 (sofa-rpc defaults)
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not INTERFACE.fullmatch(self.interface or ""):
+            raise ValueError(f"interface {self.interface!r} is not a Java interface name")
+        if self.weight is not None and (not isinstance(self.weight, int) or self.weight < 0):
+            raise ValueError(f"weight {self.weight!r} must be a non-negative integer")
+        for method in self.methods:
+            if not re.fullmatch(r"[\w$]+|\*", method):
+                raise ValueError(f"method name {method!r} is not valid")
+
+
+def _check_host(host: str) -> None:
+    if not host or any(c in host for c in "/?&@ "):
+        raise ValueError(f"host {host!r} is not an IP address or host name")
+
+
+def _dubbo_common(info: ServiceInfo, side: str, pid: int, timestamp_ms: int) -> dict[str, str]:
+    params = {
+        "application": info.application, "dubbo": DUBBO_PROTOCOL_VERSION, "interface": info.interface,
+        "methods": ",".join(dict.fromkeys(info.methods)) or "*", "pid": str(pid), "release": DUBBO_RELEASE,
+        "side": side, "timestamp": str(timestamp_ms), "version": info.version, "revision": info.version,
+        "group": info.group, "serialization": info.serialization,
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def dubbo_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *, pid: int,
+                   timestamp_ms: int) -> Registration:
+    host, port = split_address(address)
+    _check_host(host)
+    params = {"anyhost": "true", "deprecated": "false", "dynamic": "true", "generic": "false",
+              **_dubbo_common(info, "provider", pid, timestamp_ms)}
+    if info.weight is not None:
+        params["weight"] = str(info.weight)
+    params.update(info.parameters)
+    url = dubbo_full_string(info.protocol or "dubbo", host, port, info.interface, params)
+    path = f"{layout.providers_path(root, info.interface)}/{java_urlencode(url)}"
+    return Registration("provider", info.interface, address, info.group, info.version, url, path, b"", layout.name)
+
+
+def dubbo_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pid: int,
+                   timestamp_ms: int) -> Registration:
+    _check_host(host)
+    params = {"category": "consumers", "check": "false", "sticky": "false",
+              **_dubbo_common(info, "consumer", pid, timestamp_ms)}
+    params.update(info.parameters)
+    url = dubbo_full_string("consumer", host, None, info.interface, params)
+    path = f"{layout.consumers_path(root, info.interface)}/{java_urlencode(url)}"
+    return Registration("consumer", info.interface, host, info.group, info.version, url, path, b"", layout.name)
+
+
+def _sofa_tail(pid: int) -> list[tuple[str, str]]:
+    return [("language", "java"), ("pid", str(pid)), ("rpcVer", SOFA_RPC_VERSION)]
+
+
+def sofa_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
+                  config_id: str) -> Registration:
+    host, port = split_address(address)
+    _check_host(host)
+    protocol = info.protocol or "bolt"
+    meta = {
+        "uniqueId": info.group, "interface": info.interface,
+        "timeout": str(info.timeout if info.timeout is not None else 0), "delay": "-1", "id": config_id,
+        "dynamic": "true", "weight": str(info.weight if info.weight is not None else 100), "accepts": "100000",
+        "startTime": str(timestamp_ms), "appName": info.application or None,
+        "serialization": info.serialization or "hessian2", "protocol": protocol,
+    }
+    meta.update(info.parameters)
+    for key, value in _sofa_tail(pid):
+        meta.setdefault(key, value)
+    pairs = [("version", info.version or "1.0")] + [(k, v) for k, v in meta.items() if v is not None]
+    url = ordered_url(protocol, host, port, pairs)
+    path = f"{layout.providers_path(root, info.interface)}/{java_urlencode(url)}"
+    return Registration("provider", info.interface, address, info.group, info.version or "1.0", url, path, b"\x01",
+                        layout.name)
+
+
+def sofa_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
+                  config_id: str) -> Registration:
+    _check_host(host)
+    pairs = [
+        ("version", info.version or "1.0"), ("uniqueId", info.group), ("pid", str(pid)),
+        ("timeout", str(info.timeout if info.timeout is not None else 3000)), ("id", config_id),
+        ("generic", "false"), ("interface", info.interface), ("appName", info.application or None),
+        ("serialization", info.serialization or "hessian2"), ("startTime", str(timestamp_ms)),
+        *info.parameters.items(), *_sofa_tail(pid),
+    ]
+    url = ordered_url(info.protocol or "bolt", host, None, [(k, v) for k, v in pairs if v is not None])
+    path = f"{layout.consumers_path(root, info.interface)}/{java_urlencode(url)}"
+    return Registration("consumer", info.interface, host, info.group, info.version or "1.0", url, path, b"",
+                        layout.name)
+
+
+def build_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
+                   config_id: str) -> Registration:
+    if layout.name == "sofarpc":
+        return sofa_provider(layout, root, address, info, pid=pid, timestamp_ms=timestamp_ms, config_id=config_id)
+    return dubbo_provider(layout, root, address, info, pid=pid, timestamp_ms=timestamp_ms)
+
+
+def build_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
+                   config_id: str) -> Registration:
+    if layout.name == "sofarpc":
+        return sofa_consumer(layout, root, host, info, pid=pid, timestamp_ms=timestamp_ms, config_id=config_id)
+    return dubbo_consumer(layout, root, host, info, pid=pid, timestamp_ms=timestamp_ms)
