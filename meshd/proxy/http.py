@@ -22,6 +22,7 @@ from collections import deque
 
 import httptools
 
+from meshd import writebatch
 from meshd.codec import http1
 from meshd.codec.outcome import Outcome, Result, http_outcome
 from meshd.proxy.context import ListenerContext
@@ -86,6 +87,7 @@ class HttpDownstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.rt.loop.time()
+        writebatch.begin()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -99,6 +101,8 @@ class HttpDownstream(asyncio.Protocol):
                 self._protocol_error(500, "meshd: internal error\n")
         except httptools.HttpParserError as exc:
             self._protocol_error(400, f"meshd: malformed request: {exc}\n")
+        finally:
+            writebatch.end()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -161,7 +165,7 @@ class HttpDownstream(asyncio.Protocol):
     # -- used by exchanges ---------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         if not self.closed:
-            self.transport.write(data)  # type: ignore[union-attr]
+            writebatch.write(self.transport, data)
 
     def pause_reading(self, reason: str) -> None:
         if not self._paused and not self.closed:
@@ -193,7 +197,7 @@ class HttpDownstream(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed and self.transport is not None:
             self.closed = True
-            self.transport.close()
+            writebatch.close(self.transport)
 
     @property
     def idle(self) -> bool:

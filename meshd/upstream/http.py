@@ -16,6 +16,7 @@ from typing import Any
 
 import httptools
 
+from meshd import writebatch
 from meshd.codec.outcome import Outcome, Result
 from meshd.upstream.pool import CONNECT, OVERFLOW, USE, PoolState
 
@@ -48,10 +49,13 @@ class UpstreamHttpConnection(asyncio.Protocol):
         if self.exchange is None:
             self.close()                      # bytes on an idle connection: the peer is confused
             return
+        writebatch.begin()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._abort(f"malformed upstream response: {exc}")
+        finally:
+            writebatch.end()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -111,7 +115,7 @@ class UpstreamHttpConnection(asyncio.Protocol):
 
     # -- used by exchanges and the pool --------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        self.transport.write(data)  # type: ignore[union-attr]
+        writebatch.write(self.transport, data)
 
     def pause_reading(self) -> None:
         if not self.closed and not self.read_paused:
@@ -126,7 +130,7 @@ class UpstreamHttpConnection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed and self.transport is not None:
             self.closed = True
-            self.transport.close()
+            writebatch.close(self.transport)
 
     def _abort(self, reason: str) -> None:
         exchange, self.exchange = self.exchange, None
