@@ -1,0 +1,94 @@
+"""The connection-side Dubbo2 decoder: bytes in, one event per frame out (sans-IO, h11 style).
+
+```python
+dec = DubboDecoder(max_frame_size=8 << 20)
+dec.receive_data(chunk)                 # b"" announces end of stream
+while (ev := dec.next_event()) is not NEED_DATA:
+    ...                                 # DubboRequest | DubboResponse | DubboHeartbeat | DubboHeartbeatAck | DubboEvent | CLOSED
+```
+
+Per frame the decoder does one ``struct.unpack_from`` on its bytearray and one slice (the event's
+``frame``); nothing in the body is parsed until the receiver asks. Event frames (heartbeats, readonly) are
+classified by their tiny body. A frame declaring more than ``max_frame_size`` body bytes raises
+:class:`FrameTooLarge` (with the request id and the header) and its body is dropped as it arrives; the
+decoder then continues. A bad magic or a negative length raises :class:`ProtocolError` and breaks the
+decoder (every later call raises it again): close the connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
+from meshd.codec.dubbo.events import DubboEvent, DubboHeartbeat, DubboHeartbeatAck, DubboRequest, DubboResponse
+from meshd.codec.dubbo.frame import (
+    FLAG_EVENT, FLAG_REQUEST, FLAG_TWOWAY, HEADER, HEADER_SIZE, HESSIAN2, MAGIC, PROTOCOL, SERIALIZATION_MASK,
+    DubboHeader,
+)
+
+_new = tuple.__new__
+_HEARTBEAT_BODY = b"N"
+
+
+class DubboDecoder(FrameBuffer):
+    """Splits a Dubbo2 byte stream into frame events. Not thread-safe; one per connection and direction."""
+
+    __slots__ = ("max_frame_size",)
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        super().__init__()
+        self.max_frame_size = max_frame_size
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the peer; ``b""`` means the peer closed its side."""
+        self.feed(data, PROTOCOL)
+
+    def next_event(self) -> Any:
+        """The next frame event, ``NEED_DATA``, or ``CLOSED``; raises :class:`ProtocolError`."""
+        if self.error is not None:
+            raise self.error
+        buf = self.buf
+        pos = self.pos
+        size = len(buf)
+        if size - pos < HEADER_SIZE:
+            return self.at_rest(PROTOCOL)
+        magic, flag, status, rid, length = HEADER.unpack_from(buf, pos)
+        if magic != MAGIC or length < 0 or length > self.max_frame_size:
+            return self._bad_header(magic, flag, status, rid, length)
+        end = pos + HEADER_SIZE + length
+        if end > size:
+            return self.at_rest(PROTOCOL)
+        frame = buf[pos:end]
+        if end == size:
+            buf.clear()
+            self.pos = 0
+        else:
+            self.pos = end
+        if flag & FLAG_REQUEST:
+            if not flag & FLAG_EVENT:
+                return _new(DubboRequest, (rid, flag, frame))
+            return self._event_request(rid, flag, frame)
+        if flag & FLAG_EVENT:
+            return _new(DubboHeartbeatAck, (rid, flag, status, frame))
+        return _new(DubboResponse, (rid, flag, status, frame))
+
+    def _bad_header(self, magic: int, flag: int, status: int, rid: int, length: int) -> Any:
+        if magic != MAGIC:
+            raise self.fail(ProtocolError(f"bad magic 0x{magic:04x} (expected 0xdabb)", protocol=PROTOCOL))
+        if length < 0:
+            raise self.fail(ProtocolError(f"negative body length {length}", protocol=PROTOCOL, request_id=rid))
+        self.refuse(HEADER_SIZE + length)
+        raise FrameTooLarge(f"frame body of {length} bytes exceeds the limit of {self.max_frame_size}",
+                            protocol=PROTOCOL, request_id=rid, declared=length, limit=self.max_frame_size,
+                            header=DubboHeader(flag, status, rid, length))
+
+    @staticmethod
+    def _event_request(rid: int, flag: int, frame: bytearray) -> Any:
+        if flag & SERIALIZATION_MASK == HESSIAN2:
+            if frame[HEADER_SIZE:] == _HEARTBEAT_BODY or len(frame) == HEADER_SIZE:
+                return _new(DubboHeartbeat, (rid, flag, frame))
+            return _new(DubboEvent, (rid, flag, frame))
+        # another serialization: its null is not ours to read; two-way events are heartbeats in practice
+        if flag & FLAG_TWOWAY:
+            return _new(DubboHeartbeat, (rid, flag, frame))
+        return _new(DubboEvent, (rid, flag, frame))
