@@ -299,9 +299,11 @@ class ClusterModel:
 
     def _merge(self, address: str, reports: list[tuple[str, EndpointSpec]]) -> Endpoint:
         fresh = [r for r in reports if r[0] not in self._stale]
-        primary = (fresh or reports)[0][1]
+        # Fresh sources take precedence over stale ones, for the typed fields and the metadata alike.
+        ordered = fresh + [r for r in reports if r[0] in self._stale]
+        primary = ordered[0][1]
         metadata: dict[str, str] = {}
-        for _, spec in reversed(reports):
+        for _, spec in reversed(ordered):
             metadata.update(spec.metadata)
         host, port = split_address(address)
         return Endpoint(
