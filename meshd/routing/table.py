@@ -5,8 +5,8 @@ immutable; matching is a plain function over a request view, no I/O. HTTP reques
 by ``Host``; RPC requests match them by interface name (``domains: ["*"]`` or ``["org.example.*"]``).
 
 Domain precedence (Envoy's): exact, then suffix wildcards ``*.example.com`` (longest first), then prefix
-wildcards ``api.*`` (longest first), then ``*``. A ``Host`` with a port that matches no domain is tried
-again without its port.
+wildcards ``api.*`` (longest first), then ``*``. A ``Host`` with a port is matched exactly as given,
+then (exact and wildcards) without its port, then ``*``.
 """
 
 from __future__ import annotations
@@ -194,9 +194,13 @@ class RouteTable:
         cached = self._host_cache.get(host, False)
         if cached is not False:
             return cached                     # type: ignore[return-value]
-        found = self._find_host(host.lower())
-        if found is None and ":" in host and not host.endswith("]"):
-            found = self._find_host(host.rsplit(":", 1)[0].lower())
+        host = host.lower()
+        if ":" in host and not host.endswith("]"):
+            found = self._exact.get(host) or self._find_host(host.rsplit(":", 1)[0])
+        else:
+            found = self._find_host(host)
+        if found is None:
+            found = self._any
         if len(self._host_cache) < 4096:
             self._host_cache[host] = found
         return found
@@ -211,7 +215,7 @@ class RouteTable:
         for prefix, vh in self._prefix:
             if host.startswith(prefix) and len(host) > len(prefix):
                 return vh
-        return self._any
+        return None
 
     def match_http(self, host: str, path: str, headers: dict[str, str]) -> CompiledRoute | None:
         vh = self.virtual_host(host)

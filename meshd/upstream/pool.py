@@ -43,7 +43,7 @@ class PoolState:
             self.connecting += 1
             self.waiters.append(waiter)
             return CONNECT, None
-        if self.max_pending is not None and len(self.waiters) >= self.max_pending:
+        if self.max_pending is not None and len(self.waiters) - self.connecting >= self.max_pending:
             return OVERFLOW, None
         self.waiters.append(waiter)
         return WAIT, None
