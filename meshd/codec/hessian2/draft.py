@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshd.codec.hessian2.reader import (
-    _F32, _F64, _I16, _I32, _I64, _U16, ClassDef, Reader, build_tables, fill,
+    _F32, _F64, _I16, _I32, _I64, _U16, SKIPPED, ClassDef, Reader, build_tables, fill,
 )
 from meshd.codec.hessian2.values import HessianError, date_from_millis
 
@@ -145,14 +145,22 @@ def _optional_length(r: Reader) -> None:
         r.take(5)
 
 
-def _class_defs(r: Reader, b: int, skip: bool) -> Any:
-    """'O' definitions (looped, not recursive), then the value that follows."""
+def _define_classes(r: Reader) -> int:
+    """Consume consecutive 'O' definitions (looped, not recursive); return the next lead byte."""
+    b = r.u8()
     while b == 0x4F:
         r.budget -= 1
         name = r.text(r.length(_int_value(r, "class name length"), "class name length"))
         n = r.length(_int_value(r, "field count"), "field count")
         r.classes.append(ClassDef(name, [_string_value(r, "field name") for _ in range(n)]))
         b = r.u8()
+    return b
+
+
+def _class_defs(r: Reader, b: int, skip: bool) -> Any:
+    """'O' definitions, then the value that follows."""
+    r.pos -= 1
+    b = _define_classes(r)
     return (r.SKIP if skip else r.READ)[b](r, b)
 
 
@@ -210,3 +218,14 @@ class DraftReader(Reader):
     READ = _READ_TABLE
     SKIP = _SKIP_TABLE
     GRAMMAR = "draft"
+
+    def begin_object(self) -> ClassDef | None:
+        """Consume class definitions and an ``o`` instance lead; return its class, positioned at the first
+        field (the instance is registered for references). None when the next value is not an object."""
+        b = _define_classes(self)
+        if b == 0x6F:
+            cdef = self.class_ref(_int_value(self, "class reference"))
+            self.refs.append(SKIPPED)
+            return cdef
+        self.pos -= 1
+        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshd.codec.hessian2.reader import (
-    _F64, _I16, _I32, _I64, _U16, ClassDef, Reader, build_tables, fill,
+    _F64, _I16, _I32, _I64, _U16, SKIPPED, ClassDef, Reader, build_tables, fill,
 )
 from meshd.codec.hessian2.values import HessianError, date_from_millis
 
@@ -163,14 +163,22 @@ def _string_value(r: Reader, what: str) -> str:
     return _read_string(r, b)
 
 
-def _class_defs(r: Reader, b: int, skip: bool) -> Any:
-    """'C' name n field-names, possibly repeated, then the value that follows (looped, not recursive)."""
+def _define_classes(r: Reader) -> int:
+    """Consume consecutive 'C' definitions (looped, not recursive); return the next lead byte."""
+    b = r.u8()
     while b == 0x43:
         r.budget -= 1
         name = _string_value(r, "class name")
         n = r.length(_int_value(r, "field count"), "field count")
         r.classes.append(ClassDef(name, [_string_value(r, "field name") for _ in range(n)]))
         b = r.u8()
+    return b
+
+
+def _class_defs(r: Reader, b: int, skip: bool) -> Any:
+    """'C' name n field-names, possibly repeated, then the value that follows."""
+    r.pos -= 1
+    b = _define_classes(r)
     return (r.SKIP if skip else r.READ)[b](r, b)
 
 
@@ -241,6 +249,18 @@ class FinalReader(Reader):
     READ = _READ_TABLE
     SKIP = _SKIP_TABLE
     GRAMMAR = "final"
+
+    def begin_object(self) -> ClassDef | None:
+        """Consume class definitions and an object-instance lead; return its class, positioned at the
+        first field (the instance is registered for references). None, with nothing else consumed, when
+        the next value is not an object."""
+        b = _define_classes(self)
+        if b == 0x4F or 0x60 <= b <= 0x6F:
+            cdef = self.class_ref(_int_value(self, "class reference") if b == 0x4F else b - 0x60)
+            self.refs.append(SKIPPED)
+            return cdef
+        self.pos -= 1
+        return None
 
 
 STRING_LEADS = _STRING_LEADS

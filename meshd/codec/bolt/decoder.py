@@ -1,0 +1,113 @@
+"""The connection-side Bolt decoder (v1 and v2 on one stream): bytes in, one event per frame out.
+
+```python
+dec = BoltDecoder(max_frame_size=8 << 20)
+dec.receive_data(chunk)                 # b"" announces end of stream
+while (ev := dec.next_event()) is not NEED_DATA:
+    ...                                 # BoltRequest | BoltResponse | BoltHeartbeat | BoltHeartbeatAck | CLOSED
+```
+
+Per frame: one ``struct.unpack_from`` of the fixed header and one slice. A v2 frame with a CRC is
+verified (``verify_crc``). A frame whose class + header + content (+ CRC) exceed ``max_frame_size``
+raises :class:`FrameTooLarge` carrying the parsed :class:`BoltHeader` (version, request id, cmdcode, type:
+all an in-protocol answer needs) and its bytes are dropped as they arrive; decoding then continues. An
+unknown protocol code or command type, a negative length or a CRC mismatch raise :class:`ProtocolError`
+and break the decoder: close the connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
+from meshd.codec.bolt.events import BoltHeartbeat, BoltHeartbeatAck, BoltRequest, BoltResponse
+from meshd.codec.bolt.frame import (
+    CMD_HEARTBEAT, PROTO_V1, PROTOCOL, TYPE_RESPONSE, V1_REQUEST, V1_RESPONSE, crc_ok, parse_header,
+)
+
+_new = tuple.__new__
+
+
+class BoltDecoder(FrameBuffer):
+    """Splits a Bolt byte stream into frame events. Not thread-safe; one per connection and direction."""
+
+    __slots__ = ("max_frame_size", "verify_crc")
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, *, verify_crc: bool = True) -> None:
+        super().__init__()
+        self.max_frame_size = max_frame_size
+        self.verify_crc = verify_crc
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the peer; ``b""`` means the peer closed its side."""
+        self.feed(data, PROTOCOL)
+
+    def next_event(self) -> Any:
+        """The next frame event, ``NEED_DATA``, or ``CLOSED``; raises :class:`ProtocolError`."""
+        if self.error is not None:
+            raise self.error
+        buf = self.buf
+        pos = self.pos
+        size = len(buf)
+        if size - pos >= 22 and buf[pos] == PROTO_V1:      # fast path: v1, the common case
+            typ = buf[pos + 1]
+            if typ == TYPE_RESPONSE:
+                _, _, cmd, _, rid, _, status, clen, hlen, blen = V1_RESPONSE.unpack_from(buf, pos)
+                declared = clen + hlen + blen
+                end = pos + 20 + declared
+            elif typ <= 2:
+                _, _, cmd, _, rid, _, timeout, clen, hlen, blen = V1_REQUEST.unpack_from(buf, pos)
+                declared = clen + hlen + blen
+                end = pos + 22 + declared
+            else:
+                return self._general(buf, pos, size)
+            if declared > self.max_frame_size:   # refusal (and negative lengths) take the validating path
+                return self._general(buf, pos, size)
+            if end > size:
+                return self.at_rest(PROTOCOL)
+            frame = self._take(buf, pos, end, size)
+            if typ == TYPE_RESPONSE:
+                if cmd == CMD_HEARTBEAT:
+                    return _new(BoltHeartbeatAck, (rid, status, frame))
+                return _new(BoltResponse, (rid, status, cmd, frame))
+            if cmd == CMD_HEARTBEAT:
+                return _new(BoltHeartbeat, (rid, typ, timeout, frame))
+            return _new(BoltRequest, (rid, typ, cmd, timeout, frame))
+        return self._general(buf, pos, size)
+
+    def _take(self, buf: bytearray, pos: int, end: int, size: int) -> bytearray:
+        frame = buf[pos:end]
+        if end == size:
+            buf.clear()
+            self.pos = 0
+        else:
+            self.pos = end
+        return frame
+
+    def _general(self, buf: bytearray, pos: int, size: int) -> Any:
+        """Any version, with full validation (v2, short buffers, limits, errors)."""
+        try:
+            header = parse_header(buf, pos)
+        except ProtocolError as e:
+            raise self.fail(e) from None
+        if header is None:
+            return self.at_rest(PROTOCOL)
+        if header.declared > self.max_frame_size:
+            self.refuse(header.total)
+            raise FrameTooLarge(f"frame of {header.declared} bytes after the header exceeds the limit of "
+                                f"{self.max_frame_size}", protocol=PROTOCOL, request_id=header.request_id,
+                                declared=header.declared, limit=self.max_frame_size, header=header)
+        end = pos + header.total
+        if end > size:
+            return self.at_rest(PROTOCOL)
+        frame = self._take(buf, pos, end, size)
+        if header.has_crc and self.verify_crc and not crc_ok(frame, header):
+            raise self.fail(ProtocolError("CRC check failed", protocol=PROTOCOL, request_id=header.request_id))
+        rid, cmd = header.request_id, header.cmdcode
+        if header.type == TYPE_RESPONSE:
+            if cmd == CMD_HEARTBEAT:
+                return _new(BoltHeartbeatAck, (rid, header.status, frame))
+            return _new(BoltResponse, (rid, header.status, cmd, frame))
+        if cmd == CMD_HEARTBEAT:
+            return _new(BoltHeartbeat, (rid, header.type, header.timeout, frame))
+        return _new(BoltRequest, (rid, header.type, cmd, header.timeout, frame))
