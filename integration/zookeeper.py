@@ -9,10 +9,15 @@ standalone Java process bound to ``127.0.0.1`` on a free port, with a fresh temp
         zk.stop(); zk.start()                     # same port and data dir: sessions resume (or expire)
         zk.expire_session(client)                 # real server-side expiry, then waits for the reconnect
         zk.drop_connection(client)                # the client's TCP connection is cut; it reconnects
+        with ZooKeeperProxy(zk.address) as proxy:  # clients connect to proxy.address instead ...
+            proxy.partition()                     # ... and lose their connections until proxy.heal()
 
 Faults are real: ``expire_session`` uses the standard trick (a second client attaches to the same session id and
 password and closes it, so the server ends the session) and ``drop_connection`` shuts the client's socket down.
-``stop()`` kills only the process this object started (by its PID). Nothing here is thread-safe.
+``stop()`` kills only the process this object started (by its PID). :class:`ZooKeeperProxy` is a loopback TCP
+forwarder: ``partition()`` cuts every connection through it and refuses new ones (the server stays up, so a
+long enough partition expires sessions server-side), ``heal()`` lets clients back in. The server and proxy
+objects are meant to be driven from one test thread.
 """
 
 from __future__ import annotations
@@ -249,3 +254,96 @@ class ZooKeeperServer:
 
     def __repr__(self) -> str:
         return f"<ZooKeeperServer {self.address} {'running' if self.running else 'stopped'} data={self.data_dir}>"
+
+
+class ZooKeeperProxy:
+    """A TCP forwarder on a free 127.0.0.1 port in front of ``target`` (``host:port``), for partitions."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._open = threading.Event()
+        self._open.set()
+        self._closed = False
+        self._acceptor = threading.Thread(target=self._accept_loop, name="zk-proxy", daemon=True)
+        self._acceptor.start()
+
+    def hosts(self, chroot: str = "") -> str:
+        return self.address + chroot
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._pairs)
+
+    def partition(self) -> None:
+        """Cut every connection and refuse new ones until :meth:`heal`."""
+        self._open.clear()
+        self.drop()
+
+    def heal(self) -> None:
+        self._open.set()
+
+    def drop(self) -> None:
+        """Cut every current connection (clients may reconnect at once unless partitioned)."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for sock in pair:
+                _close(sock)
+
+    def close(self) -> None:
+        self._closed = True
+        self.drop()
+        _close(self._listener)
+        self._acceptor.join(timeout=5)
+
+    def __enter__(self) -> "ZooKeeperProxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._open.is_set():
+                _close(client)
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._pairs.append((client, server))
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(src)
+            _close(dst)
+            with self._lock:
+                self._pairs = [p for p in self._pairs if src not in p]
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
