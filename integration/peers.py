@@ -265,6 +265,137 @@ def start_server(name: str, *args: Any, env: dict[str, str] | None = None, timeo
     return node, int(ready["port"])
 
 
+class ByteTap:
+    """A loopback TCP relay that records every chunk in both directions (peers.md's byte tap, in a thread).
+
+    ``start()`` returns the port to connect to; bytes go on to ``target_port``. ``records`` holds
+    ``(connection index, "C>S" | "S>C", bytes)`` in arrival order; ``stream(direction, conn)`` joins them.
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.records: list[tuple[int, str, bytes]] = []
+        self._lock = threading.Lock()
+        self._loop: Any = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._conns = 0
+        self.port = 0
+
+    def start(self) -> int:
+        import asyncio
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(self._serve(), self._loop)
+        self.port = fut.result(timeout=10)
+        return self.port
+
+    async def _serve(self) -> int:
+        import asyncio
+        self._server = await asyncio.start_server(self._on_conn, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _on_conn(self, cr: Any, cw: Any) -> None:
+        import asyncio
+        index = self._conns
+        self._conns += 1
+        try:
+            sr, sw = await asyncio.open_connection(*self.target)
+        except OSError:
+            cw.close()
+            return
+        await asyncio.gather(self._pump(index, "C>S", cr, sw), self._pump(index, "S>C", sr, cw))
+
+    async def _pump(self, index: int, tag: str, reader: Any, writer: Any) -> None:
+        try:
+            while data := await reader.read(65536):
+                with self._lock:
+                    self.records.append((index, tag, data))
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def stream(self, direction: str, conn: int | None = None) -> bytes:
+        with self._lock:
+            return b"".join(d for c, t, d in self.records if t == direction and (conn is None or c == conn))
+
+    def write_log(self, path: str | os.PathLike[str]) -> None:
+        """One line per chunk: ``<conn> <C>S|S>C> <hex>``."""
+        with self._lock, open(path, "w") as f:
+            for conn, tag, data in self.records:
+                f.write(f"{conn} {tag} {data.hex()}\n")
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        async def close() -> None:
+            self._server.close()
+        import asyncio
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._loop = None
+
+
+def read_tap_log(path: str | os.PathLike[str]) -> list[tuple[int, str, bytes]]:
+    """Parse a :meth:`ByteTap.write_log` file."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            conn, tag, hexdata = line.split()
+            out.append((int(conn), tag, bytes.fromhex(hexdata)))
+    return out
+
+
+# Capture scenarios for tests/fixtures/captures: (file, server script, server args, [client script + args]).
+CAPTURES: list[tuple[str, str, list[str], list[tuple[str, list[str]]]]] = [
+    ("dubbo_js_to_sofa_dubbo.tap", "dubbo_provider", [], [
+        ("dubbo_consumer", ["--method", "sayHello", "--args", '["world",7]', "--count", "2"]),
+        ("dubbo_consumer", ["--method", "fail", "--args", '["boom"]']),
+        ("dubbo_consumer", ["--method", "add", "--args", "[3,4]", "--types", "int,long", "--group", "blue"]),
+        ("dubbo_consumer", ["--method", "echo", "--args", '["h\\u00e9llo \\u4e16\\u754c \\ud83d\\ude00"]']),
+    ]),
+    ("sofa_node_bolt_draft.tap", "bolt_server", [], [
+        ("bolt_client", ["--method", "add", "--args", "[1,2]", "--count", "2"]),
+        ("bolt_client", ["--method", "greet", "--args", '["bolt"]', "--types", "java.lang.String"]),
+        ("bolt_client", ["--method", "fail", "--args", '["boom"]']),
+        ("bolt_client", ["--method", "echo", "--args", '[{"k":[1,2.5,"x",true,null]}]']),
+        ("bolt_client", ["--interface", "no.Such", "--method", "add", "--args", "[1,2]"]),
+    ]),
+    ("sofa_node_bolt_final.tap", "bolt_server", ["--hessian", "4.0"], [
+        ("bolt_client", ["--hessian", "4.0", "--method", "add", "--args", "[1,2]"]),
+        ("bolt_client", ["--hessian", "4.0", "--method", "greet", "--args", '["bolt"]', "--types", "java.lang.String"]),
+    ]),
+]
+
+
+def capture(out_dir: str | os.PathLike[str], log: Callable[[str], None] = print) -> list[Path]:
+    """Run every scenario in :data:`CAPTURES` through a :class:`ByteTap`; write one tap log per scenario."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, server, server_args, clients in CAPTURES:
+        node, port = start_server(server, *server_args)
+        tap = ByteTap(port)
+        try:
+            tap_port = tap.start()
+            for client, args in clients:
+                proc = run_node(client, "--address", f"127.0.0.1:{tap_port}", *args, timeout=60)
+                log(f"{filename}: {client} {' '.join(args)} -> {proc.stdout.strip().splitlines()[-1:]}")
+            time.sleep(0.2)
+        finally:
+            node.stop()
+            tap.stop()
+        tap.write_log(out / filename)
+        written.append(out / filename)
+    return written
+
+
 def fingerprint() -> str:
     """A short hash of the pins (for cache keys in CI)."""
     return hashlib.sha256(json.dumps(_wanted_stamp(), sort_keys=True).encode()).hexdigest()[:12]
@@ -277,10 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     inst.add_argument("--npm-only", action="store_true")
     inst.add_argument("--pypi-only", action="store_true")
     sub.add_parser("status", help="print what is installed")
+    cap = sub.add_parser("capture", help="record real peer traffic into tap logs (tests/fixtures/captures)")
+    cap.add_argument("out_dir")
     args = parser.parse_args(argv)
     if args.command == "status":
         print(json.dumps({"dir": str(peers_dir()), "node_npm": missing_reason() or "ok", "npm_installed": installed(),
                           "dubbo_py_installed": dubbo_py_installed(), "pins": _wanted_stamp()}, indent=2))
+        return 0
+    if args.command == "capture":
+        install(pypi=False)
+        capture(args.out_dir)
         return 0
     reason = missing_reason()
     if reason and not args.pypi_only:

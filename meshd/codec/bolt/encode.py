@@ -26,6 +26,8 @@ def _frame(*, request: bool, proto: int, ver1: int, crc: bool, typ: int, cmdcode
            codec: int, timeout_or_status: int, clazz: bytes, header: bytes, content: bytes) -> bytes:
     if proto not in (PROTO_V1, PROTO_V2):
         raise EncodeError(f"bolt version must be 1 or 2, got {proto}", protocol=PROTOCOL)
+    if crc and (proto != PROTO_V2 or ver1 != 2):
+        raise EncodeError("a CRC needs Bolt v2 with ver1=2 (sofa-bolt reads it only then)", protocol=PROTOCOL)
     if len(clazz) > 0xFFFF or len(header) > 0xFFFF:
         raise EncodeError("class name or header map longer than 65535 bytes", protocol=PROTOCOL)
     rid = request_id & 0xFFFFFFFF
@@ -38,7 +40,7 @@ def _frame(*, request: bool, proto: int, ver1: int, crc: bool, typ: int, cmdcode
         switch = SWITCH_CRC if crc else 0
         head = st.pack(PROTO_V2, ver1, typ, cmdcode, 1, rid, codec, switch, timeout_or_status, *lens)
     out = head + clazz + header + content
-    if proto == PROTO_V2 and crc and ver1 == 2:
+    if crc:
         out += CRC.pack(zlib.crc32(out))
     return out
 
