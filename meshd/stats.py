@@ -1,32 +1,86 @@
 """Prometheus metrics of the data plane, per listener and per cluster.
 
-One :class:`Stats` per running meshd, on its own registry (so several can live in one test process).
-Labelled children are cached by their label tuple: the hot path does one dict lookup and one ``inc``.
+The hot path never touches prometheus-client objects: a request adds to plain integers in
+:class:`RequestStats` records (one per listener × cluster, found once per request) and a custom
+collector turns them into metric families when ``/stats/prometheus`` is scraped. Rare events
+(connections, ejections, health changes) use ordinary prometheus-client counters and gauges.
+One :class:`Stats` per running meshd, on its own registry.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+from typing import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class RequestStats:
+    """Counters of one (listener, protocol, cluster): requests by (outcome, status), a latency histogram."""
+
+    __slots__ = ("labels", "counts", "buckets", "total", "sum")
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        self.labels = labels
+        self.counts: dict[tuple[str, str], int] = {}
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0
+        self.sum = 0.0
+
+    def done(self, outcome: str, status: int | str, seconds: float) -> None:
+        key = (outcome, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += 1
+        self.sum += seconds
+
+
+class _Collector:
+    def __init__(self, stats: "Stats") -> None:
+        self.stats = stats
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator:
+        requests = CounterMetricFamily("meshd_requests", "Downstream requests by listener, cluster, outcome, status",
+                                       labels=["listener", "protocol", "cluster", "outcome", "status"])
+        latency = HistogramMetricFamily("meshd_request_duration_seconds", "Downstream request duration",
+                                        labels=["listener", "protocol", "cluster"])
+        for rec in list(self.stats.records.values()):
+            for (outcome, status), n in sorted(rec.counts.items(), key=str):
+                requests.add_metric([*rec.labels, outcome, str(status)], n)
+            acc, buckets = 0, []
+            for bound, n in zip(LATENCY_BUCKETS, rec.buckets):
+                acc += n
+                buckets.append((repr(bound), acc))
+            buckets.append(("+Inf", rec.total))
+            latency.add_metric(list(rec.labels), buckets, rec.sum)
+        attempts = CounterMetricFamily("meshd_upstream_attempts", "Upstream attempts (first tries and retries)",
+                                       labels=["cluster", "outcome", "retry"])
+        for (cluster, outcome, retry), n in sorted(self.stats.attempts.items()):
+            attempts.add_metric([cluster, outcome, "true" if retry else "false"], n)
+        yield requests
+        yield latency
+        yield attempts
 
 
 class Stats:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("meshd_requests", "Downstream requests by listener, cluster, outcome and status",
-                                ["listener", "protocol", "cluster", "outcome", "status"], registry=r)
-        self.latency = Histogram("meshd_request_duration_seconds", "Downstream request duration",
-                                 ["listener", "cluster"], buckets=LATENCY_BUCKETS, registry=r)
-        self.attempts = Counter("meshd_upstream_attempts", "Upstream attempts (first tries and retries)",
-                                ["cluster", "outcome", "retry"], registry=r)
+        self.records: dict[tuple[str, str, str], RequestStats] = {}
+        self.attempts: dict[tuple[str, str, bool], int] = {}
+        r.register(_Collector(self))
         self.downstream_cx = Gauge("meshd_downstream_connections", "Open downstream connections", ["listener"],
                                    registry=r)
         self.downstream_cx_total = Counter("meshd_downstream_connections_accepted", "Accepted downstream connections",
                                            ["listener"], registry=r)
         self.upstream_cx = Gauge("meshd_upstream_connections", "Open upstream connections", ["cluster"], registry=r)
-        self.upstream_cx_total = Counter("meshd_upstream_connections_opened", "Opened upstream connections", ["cluster"],
-                                         registry=r)
+        self.upstream_cx_total = Counter("meshd_upstream_connections_opened", "Opened upstream connections",
+                                         ["cluster"], registry=r)
         self.upstream_cx_fail = Counter("meshd_upstream_connect_failures", "Failed upstream connects", ["cluster"],
                                         registry=r)
         self.outlier_ejections = Counter("meshd_outlier_ejections", "Outlier detection ejections", ["cluster"],
@@ -35,27 +89,21 @@ class Stats:
                                       ["cluster", "healthy"], registry=r)
         self.overflow = Counter("meshd_upstream_overflow", "Requests refused by cluster circuit breakers",
                                 ["cluster", "kind"], registry=r)
-        self._cache: dict[tuple, object] = {}
+
+    def record(self, listener: str, protocol: str, cluster: str) -> RequestStats:
+        key = (listener, protocol, cluster)
+        rec = self.records.get(key)
+        if rec is None:
+            rec = self.records[key] = RequestStats(key)
+        return rec
 
     def request_done(self, listener: str, protocol: str, cluster: str, outcome: str, status: int | str,
                      seconds: float) -> None:
-        key = (listener, protocol, cluster, outcome, status)
-        child = self._cache.get(key)
-        if child is None:
-            child = self._cache[key] = self.requests.labels(listener, protocol, cluster, outcome, str(status))
-        child.inc()                                           # type: ignore[attr-defined]
-        lkey = ("lat", listener, cluster)
-        hist = self._cache.get(lkey)
-        if hist is None:
-            hist = self._cache[lkey] = self.latency.labels(listener, cluster)
-        hist.observe(seconds)                                 # type: ignore[attr-defined]
+        self.record(listener, protocol, cluster).done(outcome, status, seconds)
 
     def attempt_done(self, cluster: str, outcome: str, retry: bool) -> None:
-        key = ("att", cluster, outcome, retry)
-        child = self._cache.get(key)
-        if child is None:
-            child = self._cache[key] = self.attempts.labels(cluster, outcome, "true" if retry else "false")
-        child.inc()                                           # type: ignore[attr-defined]
+        key = (cluster, outcome, retry)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
 
     def downstream_connection(self, listener: str, delta: int) -> None:
         self.downstream_cx.labels(listener).inc(delta)

@@ -9,7 +9,8 @@ from typing import Any
 from meshd.accesslog import AccessLog
 from meshd.config import Config, ListenerConfig
 from meshd.routing.table import RouteTable
-from meshd.stats import Stats
+from meshd.stats import RequestStats, Stats
+from meshd.timers import TimerWheel
 from meshd.upstream.cluster import ClusterManager
 
 
@@ -24,6 +25,7 @@ class Runtime:
         self.access_log = access_log
         self.rng = rng or random.Random()
         self.loop = asyncio.get_running_loop()
+        self.timers = TimerWheel(self.loop)
         self.draining = False
         self.connections: set[Any] = set()    # open downstream protocol objects (for drain and idle sweep)
         self.governance: Any = None           # meshd.proxy.governor.Governor once governance is wired
@@ -31,7 +33,7 @@ class Runtime:
 
 
 class ListenerContext:
-    __slots__ = ("name", "config", "routes", "runtime", "protocol")
+    __slots__ = ("name", "config", "routes", "runtime", "protocol", "records")
 
     def __init__(self, config: ListenerConfig, routes: RouteTable | None, runtime: Runtime) -> None:
         self.name = config.name
@@ -39,3 +41,4 @@ class ListenerContext:
         self.routes = routes
         self.runtime = runtime
         self.protocol = config.protocol
+        self.records: dict[str, RequestStats] = {}   # per cluster name, for the hot path

@@ -7,7 +7,10 @@ and the response down (never buffering a body whole), and retries failed attempt
 retry policy while the request body is still replayable.
 
 Flow control both ways: a downstream that reads slowly pauses the upstream socket, an upstream that
-accepts slowly pauses the downstream socket. Timers are ``loop.call_later`` handles, never tasks.
+accepts slowly pauses the downstream socket. Deadlines live on the runtime's timer wheel.
+
+Hot-path shape: header lines to forward are built once, in ``on_header``; hop-by-hop headers are
+recognised there too. Writes made while one event is handled are coalesced (:mod:`meshd.writebatch`).
 
 Local answers (Envoy's response flags): 404 NR no route, 503 UH no healthy endpoint, 503 UO overflow,
 502 UF connect failure, 502 UR reset, 504 UT timeout.
@@ -39,6 +42,7 @@ _LOCAL = {
     Outcome.RESET: 502, Outcome.TIMEOUT: 504, Outcome.BAD_REQUEST: 400, Outcome.INTERNAL: 500,
     Outcome.BLOCKED: 429,
 }
+_DROP = http1.REQUEST_DROP
 
 
 class _Headers:
@@ -56,6 +60,13 @@ class _Headers:
         return self._d.get(name, default)
 
 
+_NO_HEADERS: dict[str, str] = {}
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
 class HttpDownstream(asyncio.Protocol):
     """One client connection."""
 
@@ -67,20 +78,25 @@ class HttpDownstream(asyncio.Protocol):
         self.active: HttpExchange | None = None
         self.parsing: HttpExchange | None = None
         self.queue: deque[HttpExchange] = deque()
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.header_bytes = 0
+        self.max_header_bytes = ctx.config.max_request_headers_size
         self.closed = False
         self.last_activity = 0.0
-        self.peer = ""
         self._paused: set[str] = set()
-        self._write_paused = False
+        self._reset_head()
+
+    def _reset_head(self) -> None:
+        self.url = b""
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.lines: list[bytes] = []
+        self.header_bytes = 0
+        self.host = b""
+        self.chunked = False
+        self.expect = False
+        self.conn_tokens = b""
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
         self.last_activity = self.rt.loop.time()
         self.rt.connections.add(self)
         self.rt.stats.downstream_connection(self.ctx.name, 1)
@@ -93,8 +109,7 @@ class HttpDownstream(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._protocol_error(501, "meshd: protocol upgrade is not supported\n")
         except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, _HeadersTooLarge):
+            if isinstance(exc.__context__, _HeadersTooLarge):
                 self._protocol_error(431, "meshd: request headers too large\n")
             else:
                 log.exception("listener %s: internal error handling a request", self.ctx.name)
@@ -109,42 +124,50 @@ class HttpDownstream(asyncio.Protocol):
         self.rt.connections.discard(self)
         self.rt.stats.downstream_connection(self.ctx.name, -1)
         exchanges = ([self.active] if self.active else []) + list(self.queue)
+        if self.parsing is not None and self.parsing not in exchanges:
+            exchanges.append(self.parsing)
         self.active = None
         self.queue.clear()
         for ex in exchanges:
             ex.downstream_closed()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
         if self.active is not None:
             self.active.downstream_write_paused(True)
 
     def resume_writing(self) -> None:
-        self._write_paused = False
         if self.active is not None:
             self.active.downstream_write_paused(False)
 
     # -- httptools callbacks -------------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.url = b""
-        self.headers = []
-        self.header_bytes = 0
-
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.header_bytes += len(url)
-        if self.header_bytes > self.ctx.config.max_request_headers_size:
+        if self.header_bytes > self.max_header_bytes:
             raise _HeadersTooLarge()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
         self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes > self.ctx.config.max_request_headers_size:
+        if self.header_bytes > self.max_header_bytes:
             raise _HeadersTooLarge()
+        self.raw.append((name, value))
+        low = name.lower()
+        if low in _DROP:
+            if low == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            elif low == b"expect":
+                self.expect = value.lower() == b"100-continue"
+            elif low == b"connection":
+                self.conn_tokens += b"," + value.lower()
+            return
+        if low == b"host":
+            self.host = value
+        self.lines.append(b"%b: %b\r\n" % (name, value))
 
     def on_headers_complete(self) -> None:
         p = self.parser
-        ex = HttpExchange(self, p.get_method(), self.url, self.headers, p.get_http_version(), p.should_keep_alive())
+        ex = HttpExchange(self, p.get_method(), p.get_http_version(), p.should_keep_alive())
+        self._reset_head()
         self.parsing = ex
         if self.active is None:
             self.active = ex
@@ -210,50 +233,38 @@ class HttpDownstream(asyncio.Protocol):
         self.close()
 
 
-class _HeadersTooLarge(Exception):
-    pass
-
-
 class HttpExchange:
     """One request/response exchange; see the module docstring."""
 
     __slots__ = (
-        "down", "rt", "method", "url", "headers", "version", "keep_alive", "host", "chunked", "expect_continue",
-        "pending", "pending_size", "replay", "replay_size", "request_done", "route", "cluster", "metadata", "retry",
-        "tried", "upstream_host", "upstream", "pool", "response_started", "response_done", "local", "status",
-        "flags", "started", "wall_start", "bytes_in", "bytes_out", "chunked_out", "close_after", "timer",
-        "try_timer", "close_delimited", "finished", "attempt_started", "retry_pending", "detail",
+        "down", "rt", "method", "url", "version", "keep_alive", "host", "chunked", "expect_continue", "lines",
+        "raw", "conn_tokens", "pending", "pending_size", "replay", "replay_size", "request_done", "route",
+        "cluster", "metadata", "retry", "tried", "upstream_host", "upstream", "pool", "response_started",
+        "response_done", "local", "status", "flags", "started", "bytes_in", "bytes_out", "chunked_out",
+        "close_after", "timer", "try_timer", "close_delimited", "finished", "detail", "cluster_name",
     )
 
-    def __init__(self, down: HttpDownstream, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
-                 version: str, keep_alive: bool) -> None:
+    def __init__(self, down: HttpDownstream, method: bytes, version: str, keep_alive: bool) -> None:
         self.down = down
         self.rt = down.rt
         self.method = method
-        self.url = url
-        self.headers = headers
+        self.url = down.url
         self.version = version
         self.keep_alive = keep_alive
-        host = b""
-        chunked = expect = False
-        for name, value in headers:
-            n = name.lower()
-            if n == b"host":
-                host = value
-            elif n == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif n == b"expect":
-                expect = value.lower() == b"100-continue"
-        self.host = host
-        self.chunked = chunked
-        self.expect_continue = expect
+        self.host = down.host
+        self.chunked = down.chunked
+        self.expect_continue = down.expect
+        self.lines = down.lines
+        self.raw = down.raw
+        self.conn_tokens = down.conn_tokens
         self.pending: list[bytes] = []
         self.pending_size = 0
-        self.replay: list[bytes] | None = []
+        self.replay: list[bytes] | None = None
         self.replay_size = 0
         self.request_done = False
         self.route = None
         self.cluster = None
+        self.cluster_name = "-"
         self.metadata = None
         self.retry: RetryState | None = None
         self.tried: list = []
@@ -267,17 +278,14 @@ class HttpExchange:
         self.flags = ""
         self.detail = ""
         self.started = self.rt.loop.time()
-        self.wall_start = time.time()
         self.bytes_in = 0
         self.bytes_out = 0
         self.chunked_out = False
         self.close_after = not keep_alive
-        self.timer: asyncio.TimerHandle | None = None
-        self.try_timer: asyncio.TimerHandle | None = None
+        self.timer = None
+        self.try_timer = None
         self.close_delimited = False
         self.finished = False
-        self.attempt_started = 0.0
-        self.retry_pending = False
         self.rt.in_flight += 1
 
     # -- request side --------------------------------------------------------------------------------
@@ -286,31 +294,34 @@ class HttpExchange:
         if self.expect_continue and not self.request_done:
             down.write(http1.CONTINUE_100)     # answered here, like Envoy; the upstream never sees Expect
         routes = down.ctx.routes
-        path = self.url.decode("latin-1")
         host = self.host.decode("latin-1")
-        route = routes.match_http(host, path, _Headers(self.headers)) if routes is not None else None
+        path = self.url.decode("latin-1")
+        if routes is None:
+            route = None
+        else:
+            route = routes.match_http(host, path, _Headers(self.raw) if routes.needs_headers else _NO_HEADERS)
         if route is None:
             return self.reply_local(Result(Outcome.NO_ROUTE, detail=f"no route for {host}{path}"))
         self.route = route
         if route.direct is not None:
             self.status = route.direct.status
-            return self._send_local(route.direct.status, route.direct.body.encode(), Outcome.OK)
+            return self._send_local(route.direct.status, route.direct.body.encode())
         name, self.metadata = route.pick_cluster(rt.rng)
+        self.cluster_name = name
         cluster = rt.clusters.get(name)
         if cluster is None:
-            return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM, detail=f"unknown cluster {name!r}"),
-                                    cluster_name=name)
+            return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM, detail=f"unknown cluster {name!r}"))
         if cluster.active_requests >= cluster.settings.circuit_breakers.max_requests:
             cluster.stats["overflow"] += 1
             rt.stats.overflow.labels(cluster.name, "max_requests").inc()
-            return self.reply_local(Result(Outcome.OVERFLOW, detail="cluster max_requests reached"),
-                                    cluster_name=name)
+            return self.reply_local(Result(Outcome.OVERFLOW, detail="cluster max_requests reached"))
         self.cluster = cluster
         cluster.active_requests += 1
-        self.retry = RetryState(route.action.retry_policy, rt.rng, http=True,
-                                idempotent=self.method in IDEMPOTENT_METHODS)
-        if not self.retry.enabled:
-            self.replay = None
+        policy = route.action.retry_policy
+        if policy is not None:
+            self.retry = RetryState(policy, rt.rng, http=True, idempotent=self.method in IDEMPOTENT_METHODS)
+            if self.retry.enabled:
+                self.replay = []
         if self.request_done:
             self._arm_route_timer()
         self._attempt()
@@ -350,8 +361,8 @@ class HttpExchange:
     # -- attempts ------------------------------------------------------------------------------------
     def _attempt(self) -> None:
         cluster = self.cluster
-        exclude = self.tried if self.route.action.retry_policy is None or \
-            self.route.action.retry_policy.retry_host_predicate == "previous_hosts" else ()
+        policy = self.route.action.retry_policy
+        exclude = self.tried if policy is None or policy.retry_host_predicate == "previous_hosts" else ()
         host = cluster.pick(self.metadata, exclude)
         if host is None:
             cluster.stats["no_healthy"] += 1
@@ -360,11 +371,8 @@ class HttpExchange:
         self.upstream_host = host
         self.tried.append(host)
         host.active_requests += 1
-        host.stats["requests"] += 1
-        self.attempt_started = self.rt.loop.time()
-        policy = self.route.action.retry_policy
         if policy is not None and policy.per_try_timeout:
-            self.try_timer = self.rt.loop.call_later(policy.per_try_timeout, self._per_try_timeout)
+            self.try_timer = self.rt.timers.call_later(policy.per_try_timeout, self._per_try_timeout)
         pool = host.pools.get("http")
         if pool is None:
             pool = host.pools["http"] = HttpPool(host, cluster.settings, self.rt.stats)
@@ -379,87 +387,81 @@ class HttpExchange:
         conn.exchange = self
         conn.requests += 1
         conn.head_request = self.method == b"HEAD"
-        parts = self._request_head()
+        head = self._request_head()
         if self.pending:
-            parts.extend(self.pending)
+            head = head + b"".join(self.pending)
             self.pending = []
             self.pending_size = 0
             self.down.resume_reading("buffer")
-        conn.write(b"".join(parts))
+        conn.write(head)
 
     def upstream_failed(self, result: Result) -> None:
         self.pool = None
         self._attempt_failed(result)
 
-    def _request_head(self) -> list[bytes]:
+    def _request_head(self) -> bytes:
         route = self.route
         action = route.action
-        url = self.url
-        if action.prefix_rewrite is not None and route.config.match.prefix is not None:
-            prefix = route.config.match.prefix.encode()
-            url = action.prefix_rewrite.encode() + url[len(prefix):]
         ops = route.request_ops
-        drop = http1.REQUEST_DROP
-        if ops.remove or action.host_rewrite:
-            drop = drop | ops.remove | ({b"host"} if action.host_rewrite else frozenset())
-        conn_tokens = http1.connection_tokens(self.headers) if not self.keep_alive or self.version == "1.0" else ()
-        if conn_tokens:
-            drop = drop | conn_tokens
-        parts = [self.method, b" ", url, b" HTTP/1.1\r\n"]
-        parts += http1.filter_headers(self.headers, drop, ops.add)
+        url = self.url
+        lines = self.lines
+        if action.prefix_rewrite is not None and route.config.match.prefix is not None:
+            url = action.prefix_rewrite.encode() + url[len(route.config.match.prefix.encode()):]
+        if ops.remove or self.conn_tokens or action.host_rewrite:
+            drop = set(ops.remove) | {t.strip() for t in self.conn_tokens.split(b",") if t.strip()}
+            if action.host_rewrite:
+                drop.add(b"host")
+            lines = [line for line in lines if line.split(b":", 1)[0].lower() not in drop]
+        if ops.add:
+            replace = {name for name, _, append in ops.add if not append}
+            if replace:
+                lines = [line for line in lines if line.split(b":", 1)[0].lower() not in replace]
+            lines = lines + [b"%b: %b\r\n" % (name, value) for name, value, _ in ops.add]
+        extra = b""
         if action.host_rewrite:
-            parts.append(b"host: %b\r\n" % action.host_rewrite.encode())
+            extra += b"host: %b\r\n" % action.host_rewrite.encode()
         if self.chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        parts.append(http1.CRLF)
-        return parts
+            extra += b"transfer-encoding: chunked\r\n"
+        return b"%b %b HTTP/1.1\r\n%b%b\r\n" % (self.method, url, b"".join(lines), extra)
 
     # -- response side -------------------------------------------------------------------------------
-    def response_head(self, conn: UpstreamHttpConnection, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    def response_head(self, conn: UpstreamHttpConnection, status: int, lines: list[bytes], length: bool,
+                      chunked: bool) -> None:
         if conn is not self.upstream:
             return
-        if status >= 500 or status in (409, 429) or (self.retry is not None and self.retry._codes):
+        retry = self.retry
+        if retry is not None and (status >= 500 or status in (409, 429) or retry._codes):
             result = Result(http_outcome(status), status)
-            if self._retry_possible() and self.retry.retriable(result):
+            if self._retry_possible() and retry.retriable(result):
                 conn.exchange = None
                 conn.pool.release(conn, False)   # abandon this response: the connection cannot be reused
                 self.upstream = None
                 return self._attempt_failed(result)
-        self._cancel_try_timer()
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
         self.response_started = True
         self.status = status
-        length = None
-        chunked = False
-        for name, value in headers:
-            n = name.lower()
-            if n == b"content-length":
-                length = value
-            elif n == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-        no_body = self.method == b"HEAD" or status in http1.NO_BODY_STATUS
         ops = self.route.response_ops
-        drop = http1.HOP_BY_HOP | ops.remove if ops.remove else http1.HOP_BY_HOP
-        parts = [http1.status_line(status)]
-        parts += http1.filter_headers(headers, drop, ops.add)
-        if not no_body and length is None:
-            if chunked or self.version != "1.0":
+        if not ops.empty:
+            lines = _apply_ops(lines, ops)
+        no_body = status in http1.NO_BODY_STATUS or self.method == b"HEAD"
+        tail = b""
+        if not no_body and not length:
+            if self.version != "1.0":
                 self.close_delimited = not chunked
-                if self.version != "1.0":
-                    self.chunked_out = True
-                    parts.append(b"transfer-encoding: chunked\r\n")
-                else:
-                    self.close_after = True
+                self.chunked_out = True
+                tail = b"transfer-encoding: chunked\r\n"
             else:
                 self.close_delimited = True
                 self.close_after = True
         if self.rt.draining:
             self.close_after = True
         if self.close_after:
-            parts.append(b"connection: close\r\n")
+            tail += b"connection: close\r\n"
         elif self.version == "1.0":
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(http1.CRLF)
-        head = b"".join(parts)
+            tail += b"connection: keep-alive\r\n"
+        head = b"%b%b%b\r\n" % (http1.status_line(status), b"".join(lines), tail)
         self.bytes_out += len(head)
         self.down.write(head)
 
@@ -475,11 +477,11 @@ class HttpExchange:
         self.response_done = True
         self.upstream = None
         conn.pool.release(conn, keep_alive and self.request_done)
-        self._attempt_done(Result(http_outcome(self.status), self.status))
+        self._attempt_done(Outcome.OK if self.status < 400 else http_outcome(self.status))
         if not self.request_done:
             self.close_after = True           # early response: the rest of the body is not worth reading
             self.request_done = True
-        self._maybe_finish()
+        self._finish()
 
     def upstream_reset(self, conn: UpstreamHttpConnection, reason: str) -> None:
         if conn is not self.upstream:
@@ -490,10 +492,10 @@ class HttpExchange:
                 if self.chunked_out:
                     self.down.write(http1.LAST_CHUNK)
                 self.response_done = True
-                self._attempt_done(Result(http_outcome(self.status), self.status))
+                self._attempt_done(http_outcome(self.status))
                 return self._maybe_finish()
             self.flags = "UR"
-            self._attempt_done(Result(Outcome.RESET, detail=reason))
+            self._attempt_done(Outcome.RESET)
             self.close_after = True
             self.down.close()                 # the client sees a truncated response, as it must
             return self._finish()
@@ -505,8 +507,10 @@ class HttpExchange:
                 and self.cluster.retry_allowed())
 
     def _attempt_failed(self, result: Result) -> None:
-        self._cancel_try_timer()
-        self._attempt_done(result)
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
+        self._attempt_done(result.outcome)
         if self.finished or self.local:
             return
         if self._retry_possible():
@@ -514,19 +518,17 @@ class HttpExchange:
             if delay is not None:
                 self.cluster.active_retries += 1
                 self.cluster.stats["retries"] += 1
-                self.retry_pending = True
                 self.rt.loop.call_later(delay, self._retry_now)
                 return
         elif self.retry is not None and self.retry.remaining > 0 and self.retry.retriable(result):
             self.cluster.stats["retry_overflow"] += 1
         if result.status is not None:
-            self.reply_local(Result(Outcome.UPSTREAM_ERROR, result.status, result.detail))
-        else:
-            self.reply_local(result)
+            self.flags = "URX"                # retries exhausted on an upstream error status
+            return self._send_local(result.status, f"meshd: upstream answered {result.status}\n".encode())
+        self.reply_local(result)
 
     def _retry_now(self) -> None:
         self.cluster.active_retries -= 1
-        self.retry_pending = False
         if self.finished or self.local:
             return
         self.pending = [http1.chunk(c) for c in self.replay] if self.chunked else list(self.replay)
@@ -535,29 +537,31 @@ class HttpExchange:
         self.pending_size = sum(map(len, self.pending))
         self._attempt()
 
-    def _attempt_done(self, result: Result) -> None:
+    def _attempt_done(self, outcome: Outcome) -> None:
         host = self.upstream_host
         if host is None:
             return
         self.upstream_host = None
         host.active_requests -= 1
-        if result.outcome.is_error:
+        host.stats["requests"] += 1
+        if outcome.is_error:
             host.stats["errors"] += 1
-        self.rt.stats.attempt_done(self.cluster.name, result.outcome.value, len(self.tried) > 1)
+        self.rt.stats.attempt_done(self.cluster.name, outcome.value, len(self.tried) > 1)
 
     def _arm_route_timer(self) -> None:
         if self.timer is None and not self.finished:
-            timeout = self.route.action.timeout if self.route.action.timeout is not None else \
-                self.down.ctx.config.route_timeout
+            timeout = self.route.action.timeout
+            if timeout is None:
+                timeout = self.down.ctx.config.route_timeout
             if timeout > 0:
-                self.timer = self.rt.loop.call_later(timeout, self._route_timeout)
+                self.timer = self.rt.timers.call_later(timeout, self._route_timeout)
 
     def _route_timeout(self) -> None:
         self.timer = None
         if self.finished or self.response_done:
             return
         self._abandon_upstream()
-        self._attempt_done(Result(Outcome.TIMEOUT))
+        self._attempt_done(Outcome.TIMEOUT)
         if self.response_started:
             self.flags = "UT"
             self.close_after = True
@@ -572,11 +576,6 @@ class HttpExchange:
         self._abandon_upstream()
         self._attempt_failed(Result(Outcome.TIMEOUT, detail="per-try timeout"))
 
-    def _cancel_try_timer(self) -> None:
-        if self.try_timer is not None:
-            self.try_timer.cancel()
-            self.try_timer = None
-
     def _abandon_upstream(self) -> None:
         """Stop using the current upstream: close its connection (not reusable mid-exchange) or stop waiting."""
         conn, self.upstream = self.upstream, None
@@ -588,30 +587,24 @@ class HttpExchange:
         self.pool = None
 
     # -- endings -------------------------------------------------------------------------------------
-    def reply_local(self, result: Result, cluster_name: str = "") -> None:
-        """Answer with meshd's own response for ``result`` (``cluster_name`` only labels the log line)."""
-        status = _LOCAL.get(result.outcome, 502) if result.status is None else result.status
-        if result.outcome is Outcome.UPSTREAM_ERROR and result.status is not None:
-            status = result.status            # a retriable 5xx that ran out of retries: a retry was abandoned
-            self.flags = "URX"
-        else:
-            self.flags = result.outcome.response_flag
+    def reply_local(self, result: Result) -> None:
+        """Answer with meshd's own response for ``result`` (status by outcome, flag, short reason)."""
+        self.flags = result.outcome.response_flag
         self.detail = result.detail
-        self.status = status
-        body = f"meshd: {result.detail or result.outcome.value}\n".encode()
-        self._send_local(status, body, result.outcome)
+        status = _LOCAL.get(result.outcome, 502)
+        self._send_local(status, f"meshd: {result.detail or result.outcome.value}\n".encode())
 
-    def _send_local(self, status: int, body: bytes, outcome: Outcome) -> None:
+    def _send_local(self, status: int, body: bytes) -> None:
         if self.response_started:
             return
         self.local = True
         self.response_started = True
+        self.status = status
         self._abandon_upstream()
-        self._cancel_try_timer()
-        if not self.request_done and self.rt.draining:
-            self.close_after = True
-        data = http1.local_reply(status, body, self.close_after or self.rt.draining,
-                                 head_only=self.method == b"HEAD")
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
+        data = http1.local_reply(status, body, self.close_after or self.rt.draining, head_only=self.method == b"HEAD")
         self.bytes_out += len(data)
         self.down.write(data)
         self.response_done = True
@@ -628,22 +621,29 @@ class HttpExchange:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self._cancel_try_timer()
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
         rt = self.rt
         rt.in_flight -= 1
-        self.down.resume_reading("upstream")
-        self.down.resume_reading("buffer")
+        down = self.down
+        if down._paused:
+            down.resume_reading("upstream")
+            down.resume_reading("buffer")
         if self.cluster is not None:
             self.cluster.active_requests -= 1
         duration = rt.loop.time() - self.started
-        cluster = self.cluster.name if self.cluster is not None else "-"
-        rt.stats.request_done(self.down.ctx.name, "http", cluster, _status_outcome(self), self.status, duration)
+        ctx = down.ctx
+        rec = ctx.records.get(self.cluster_name)
+        if rec is None:
+            rec = ctx.records[self.cluster_name] = rt.stats.record(ctx.name, "http", self.cluster_name)
+        rec.done(self.flags or ("ok" if self.status < 500 else "5xx"), self.status, duration)
         if rt.access_log.enabled:
             upstream = self.tried[-1].address if self.tried else ""
-            rt.access_log.write(self.wall_start, f"{self.method.decode()} {self.url.decode('latin-1')} "
+            rt.access_log.write(time.time() - duration, f"{self.method.decode()} {self.url.decode('latin-1')} "
                                 f"HTTP/{self.version}", self.status or "-", self.flags, self.bytes_in,
-                                self.bytes_out, duration, upstream, cluster, len(self.tried))
-        self.down.exchange_done(self, self.close_after or self.rt.draining)
+                                self.bytes_out, duration, upstream, self.cluster_name, len(self.tried))
+        down.exchange_done(self, self.close_after or rt.draining)
 
     def downstream_closed(self) -> None:
         """The client went away: drop the upstream side, count the request with flag DC."""
@@ -652,7 +652,7 @@ class HttpExchange:
         if not self.response_done:
             self.flags = self.flags or "DC"
             self._abandon_upstream()
-            self._attempt_done(Result(Outcome.RESET, detail="downstream closed"))
+            self._attempt_done(Outcome.RESET)
         self.request_done = self.response_done = True
         self._finish()
 
@@ -667,7 +667,8 @@ class HttpExchange:
         return f"<HttpExchange {self.method.decode()} {self.url.decode('latin-1')} status={self.status}>"
 
 
-def _status_outcome(ex: HttpExchange) -> str:
-    if ex.flags and ex.flags != "-":
-        return ex.flags
-    return "ok" if ex.status < 500 else "5xx"
+def _apply_ops(lines: list[bytes], ops) -> list[bytes]:
+    drop = set(ops.remove) | {name for name, _, append in ops.add if not append}
+    if drop:
+        lines = [line for line in lines if line.split(b":", 1)[0].lower() not in drop]
+    return lines + [b"%b: %b\r\n" % (name, value) for name, value, _ in ops.add]

@@ -174,8 +174,10 @@ class RouteTable:
         self._suffix: list[tuple[str, CompiledVirtualHost]] = []
         self._prefix: list[tuple[str, CompiledVirtualHost]] = []
         self._any: CompiledVirtualHost | None = None
+        self.needs_headers = False             # whether any HTTP route matches on headers
         for vh in config.virtual_hosts:
             cvh = CompiledVirtualHost(vh.name, vh.domains, [CompiledRoute(r, i) for i, r in enumerate(vh.routes)])
+            self.needs_headers = self.needs_headers or any(r._headers for r in cvh.routes)
             for domain in vh.domains:
                 d = domain.lower()
                 if d == "*":

@@ -17,6 +17,7 @@ from typing import Any
 import httptools
 
 from meshd import writebatch
+from meshd.codec.http1 import HOP_BY_HOP
 from meshd.codec.outcome import Outcome, Result
 from meshd.upstream.pool import CONNECT, OVERFLOW, USE, PoolState
 
@@ -24,15 +25,17 @@ log = logging.getLogger("meshd.upstream")
 
 
 class UpstreamHttpConnection(asyncio.Protocol):
-    __slots__ = ("pool", "exchange", "transport", "parser", "headers", "requests", "idle_since", "closed",
-                 "head_request", "read_paused", "_interim", "_skip")
+    __slots__ = ("pool", "exchange", "transport", "parser", "lines", "length", "chunked", "requests", "idle_since",
+                 "closed", "head_request", "read_paused", "_interim", "_skip")
 
     def __init__(self, pool: "HttpPool") -> None:
         self.pool = pool
         self.exchange: Any = None
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.lines: list[bytes] = []
+        self.length = False
+        self.chunked = False
         self.requests = 0
         self.idle_since = 0.0
         self.closed = False
@@ -74,10 +77,18 @@ class UpstreamHttpConnection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.headers = []
+        self.lines = []
+        self.length = self.chunked = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        low = name.lower()
+        if low in HOP_BY_HOP:
+            if low == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            return
+        if low == b"content-length":
+            self.length = True
+        self.lines.append(b"%b: %b\r\n" % (name, value))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
@@ -87,7 +98,7 @@ class UpstreamHttpConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None:
             return
-        exchange.response_head(self, status, self.headers)
+        exchange.response_head(self, status, self.lines, self.length, self.chunked)
         if self.head_request and self.exchange is exchange:
             # A HEAD response announces a length it never sends; llhttp cannot be told, so finish the
             # message here and parse the next response with a fresh parser.
