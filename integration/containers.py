@@ -142,11 +142,17 @@ _tags_lock = threading.Lock()
 
 
 def default_images():
-    """The current :class:`integration.images.Tags`, building missing images once per process."""
+    """The current :class:`integration.images.Tags`, building missing images once per process.
+
+    Makes sure an engine answers first (it may start an installed dockerd, never installs one) and
+    raises :class:`integration.docker_engine.EngineUnavailable` naming what is missing otherwise.
+    """
     global _tags
     with _tags_lock:
         if _tags is None:
+            from integration.docker_engine import ensure
             from integration.images import ensure_images
+            ensure(install=False)
             _tags = ensure_images(log=lambda line: print(f"images: {line}", flush=True))
         return _tags
 

@@ -145,3 +145,18 @@ def test_missing_sources_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHD_SOURCE_DIR", str(tmp_path))
     with pytest.raises(RecipeError, match=f"meshd sources not found: {tmp_path}/pyproject.toml is missing"):
         compute_tags(apt_sources=APT)
+
+
+def test_every_package_of_the_tree_is_declared_for_the_image_install():
+    """The meshd image installs the project non-editable: a package missing from pyproject is missing there."""
+    import tomllib
+    from integration.images.recipes import source_dir
+    root = source_dir()
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, mapping = set(tool["packages"]), tool.get("package-dir", {})
+    on_disk = set()
+    for top in {name.split(".")[0] for name in listed}:
+        folder = root / mapping.get(top, top)
+        on_disk |= {".".join((top, *init.parent.relative_to(folder).parts)) for init in folder.rglob("__init__.py")
+                    if not {"node_modules", "__pycache__"} & set(init.parts)}
+    assert sorted(on_disk - listed) == [], "add these to [tool.setuptools] packages in pyproject.toml"
