@@ -60,11 +60,12 @@ async def measure(n: int = 20000, rounds: int = 5, governance: bool = False) -> 
     ctx = app.listeners[0].ctx
     host = app.clusters.get("b").hosts["127.0.0.1:9"]
     from meshd.upstream.http import HttpPool
-    pool = host.pools["http"] = HttpPool(host, app.clusters.get("b").settings)
+    pool = host.pools["http"] = HttpPool(host, app.clusters.get("b"))
     up = UpstreamHttpConnection(pool)
     up_t = FakeTransport()
     up.connection_made(up_t)
     pool.state.idle.append(up)
+    app.clusters.get("b").connections += 1
     down = HttpDownstream(ctx)
     down_t = FakeTransport()
     down.connection_made(down_t)

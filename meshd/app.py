@@ -78,7 +78,8 @@ class Meshd:
                 EndpointSpec(address=e.address, weight=e.weight, zone=e.zone, priority=e.priority,
                              group=e.metadata.get("group", ""), version=e.metadata.get("version", ""),
                              metadata=e.metadata) for e in c.endpoints])
-        self.clusters = ClusterManager(self.config, self.model)
+        self.clusters = ClusterManager(self.config, self.model, stats=self.stats)
+        self.clusters.start_health_checks()
         self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
         for spec in self.config.discovery:
             source = build_source(spec, self.config)

@@ -250,6 +250,7 @@ class OutlierDetection(Model):
     base_ejection_time: Duration = 30.0
     max_ejection_time: Duration = 300.0
     max_ejection_percent: int = Field(default=10, ge=0, le=100)
+    split_external_local_origin_errors: bool = False   # count connect errors / timeouts apart from 5xx
 
 
 class RetryBudget(Model):
@@ -284,7 +285,7 @@ class ClusterSettings(Model):
     heartbeat_interval: Duration = 15.0      # RPC: idle heartbeat (Bolt's client default)
     heartbeat_misses: int = Field(default=3, ge=1)
     subset: SubsetConfig = SubsetConfig()
-    health_checks: list[HealthCheck] = []
+    health_checks: list[HealthCheck] = Field(default=[], max_length=1)   # one active check per cluster
     outlier_detection: OutlierDetection | None = None
     circuit_breakers: CircuitBreakers = CircuitBreakers()
     # Envoy's healthy_panic_threshold, off by default: an SDK never calls a provider it knows is unhealthy,
@@ -310,7 +311,13 @@ class ListenerConfig(Model):
     max_request_headers_size: ByteSize = 64 * 1024
     idle_timeout: Duration = 300.0           # downstream connections idle this long are closed
     sniff_timeout: Duration = 5.0            # auto: a client that sends no recognisable prefix is closed
-    header_to_metadata: dict[str, str] = {}  # HTTP: request header → subset metadata key
+    # request header (HTTP), attachment (Dubbo) or header-map entry (Bolt) → subset metadata key
+    header_to_metadata: dict[str, str] = {}
+
+    @field_validator("header_to_metadata")
+    @classmethod
+    def _lower_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.lower(): v for k, v in value.items()}
 
     @model_validator(mode="after")
     def _protocol_needs(self) -> "ListenerConfig":

@@ -307,6 +307,9 @@ class HttpExchange:
             self.status = route.direct.status
             return self._send_local(route.direct.status, route.direct.body.encode())
         name, self.metadata = route.pick_cluster(rt.rng)
+        h2m = down.ctx.config.header_to_metadata
+        if h2m:
+            self.metadata = _request_metadata(self.raw, h2m, self.metadata)
         self.cluster_name = name
         cluster = rt.clusters.get(name)
         if cluster is None:
@@ -375,7 +378,7 @@ class HttpExchange:
             self.try_timer = self.rt.timers.call_later(policy.per_try_timeout, self._per_try_timeout)
         pool = host.pools.get("http")
         if pool is None:
-            pool = host.pools["http"] = HttpPool(host, cluster.settings, self.rt.stats)
+            pool = host.pools["http"] = HttpPool(host, cluster, self.rt.stats)
         self.pool = pool
         pool.acquire(self)
 
@@ -477,7 +480,7 @@ class HttpExchange:
         self.response_done = True
         self.upstream = None
         conn.pool.release(conn, keep_alive and self.request_done)
-        self._attempt_done(Outcome.OK if self.status < 400 else http_outcome(self.status))
+        self._attempt_done(http_outcome(self.status), self.status)
         if not self.request_done:
             self.close_after = True           # early response: the rest of the body is not worth reading
             self.request_done = True
@@ -492,7 +495,7 @@ class HttpExchange:
                 if self.chunked_out:
                     self.down.write(http1.LAST_CHUNK)
                 self.response_done = True
-                self._attempt_done(http_outcome(self.status))
+                self._attempt_done(http_outcome(self.status), self.status)
                 return self._maybe_finish()
             self.flags = "UR"
             self._attempt_done(Outcome.RESET)
@@ -510,7 +513,7 @@ class HttpExchange:
         if self.try_timer is not None:
             self.try_timer.cancel()
             self.try_timer = None
-        self._attempt_done(result.outcome)
+        self._attempt_done(result.outcome, result.status)
         if self.finished or self.local:
             return
         if self._retry_possible():
@@ -537,7 +540,7 @@ class HttpExchange:
         self.pending_size = sum(map(len, self.pending))
         self._attempt()
 
-    def _attempt_done(self, outcome: Outcome) -> None:
+    def _attempt_done(self, outcome: Outcome, status: int | None = None) -> None:
         host = self.upstream_host
         if host is None:
             return
@@ -546,7 +549,10 @@ class HttpExchange:
         host.stats["requests"] += 1
         if outcome.is_error:
             host.stats["errors"] += 1
-        self.rt.stats.attempt_done(self.cluster.name, outcome.value, len(self.tried) > 1)
+        cluster = self.cluster
+        if cluster.outlier is not None:
+            cluster.record(host, outcome, status, True)
+        self.rt.stats.attempt_done(cluster.name, outcome.value, len(self.tried) > 1)
 
     def _arm_route_timer(self) -> None:
         if self.timer is None and not self.finished:
@@ -665,6 +671,16 @@ class HttpExchange:
 
     def __repr__(self) -> str:
         return f"<HttpExchange {self.method.decode()} {self.url.decode('latin-1')} status={self.status}>"
+
+
+def _request_metadata(raw: list[tuple[bytes, bytes]], h2m: dict[str, str], route_md: dict[str, str]) -> dict[str, str]:
+    """Subset metadata from request headers (``header_to_metadata``); the route's own keys win."""
+    found = {}
+    for name, value in raw:
+        key = h2m.get(name.decode("latin-1").lower())
+        if key is not None:
+            found[key] = value.decode("latin-1")
+    return {**found, **route_md} if found else route_md
 
 
 def _apply_ops(lines: list[bytes], ops) -> list[bytes]:

@@ -3,16 +3,19 @@
 The :class:`ClusterManager` subscribes to the :class:`~discovery.model.ClusterModel` and keeps one
 :class:`ClusterRuntime` per cluster: its settings (static config, else source-provided settings, else
 ``cluster_defaults``), its :class:`~meshd.upstream.host.Host` objects by address (updated in place from
-diffs so pools and counters survive metadata changes) and the balancers over the candidate hosts.
+diffs so pools and counters survive metadata changes), the subset index (updated from the same diffs),
+an outlier detector and an active health checker.
 
-Picking a host (:meth:`ClusterRuntime.pick`) is a plain function: filter by the request's subset
-metadata, choose the lowest priority level that has healthy hosts, apply the panic threshold, then ask
-that host set's balancer, avoiding hosts a retry already tried.
+Picking a host (:meth:`ClusterRuntime.pick`) is a plain function: subset lookup for the request's
+metadata (with fallbacks), zone preference, the lowest priority level with healthy hosts, the panic
+threshold, then that host set's balancer, avoiding hosts a retry already tried. Host sets and their
+balancers are cached per metadata and rebuilt only after the hosts or their health changed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from typing import Any, Callable, Collection, Mapping
@@ -20,9 +23,13 @@ from typing import Any, Callable, Collection, Mapping
 from pydantic import ValidationError
 
 from discovery.model import ClusterDiff, ClusterModel
+from meshd.codec.outcome import Outcome
 from meshd.config import ClusterConfig, ClusterSettings, Config
 from meshd.routing.balancer import Balancer, make_balancer
+from meshd.routing.subset import SubsetIndex
+from meshd.upstream.health import HealthChecker
 from meshd.upstream.host import Host
+from meshd.upstream.outlier import OutlierDetector
 
 log = logging.getLogger("meshd.cluster")
 
@@ -39,46 +46,66 @@ class HostSet:
 
 class ClusterRuntime:
     def __init__(self, name: str, settings: ClusterSettings, rng: random.Random,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stats: Any = None) -> None:
         self.name = name
-        self.settings = settings
         self.rng = rng
         self.clock = clock
+        self.stats_sink = stats
         self.hosts: dict[str, Host] = {}
         self.active_requests = 0
-        self.pending_requests = 0
         self.active_retries = 0
-        self.stats = {"requests": 0, "no_healthy": 0, "overflow": 0, "retries": 0, "retry_overflow": 0}
+        self.connections = 0                   # open + connecting upstream connections (all pools)
+        self.pending = 0                       # requests waiting for a connection (all pools)
+        self.stats = {"requests": 0, "no_healthy": 0, "overflow": 0, "retries": 0, "retry_overflow": 0,
+                      "ejections": 0}
         self._sets: dict[tuple, HostSet] = {}
-        self._health_epoch = 0.0               # the earliest moment a cached health verdict may change
+        self._health_epoch = float("inf")      # the earliest moment an ejection ends
+        self.health: HealthChecker | None = None
+        self.configure(settings)
+
+    def configure(self, settings: ClusterSettings) -> None:
+        self.settings = settings
+        self.subsets = SubsetIndex(settings.subset)
+        for host in self.hosts.values():
+            self.subsets.add(host)
+        od = settings.outlier_detection
+        self.outlier = OutlierDetector(od, self.clock, lambda: list(self.hosts.values()), self._ejected) \
+            if od is not None else None
+        zone = settings.zone_aware
+        self.local_zone = (zone.local_zone or os.environ.get("MESHD_ZONE", "")) if zone else ""
+        self.invalidate()
 
     # -- model diffs ---------------------------------------------------------------------------------
     def apply(self, diff: ClusterDiff) -> list[Host]:
-        """Update hosts from a diff; returns the hosts that were removed (their pools must close)."""
-        removed = []
+        """Update hosts (and the subset index) from a diff; returns the removed hosts (pools to close)."""
+        added, removed, changed = [], [], []
         for ep in diff.added:
-            self.hosts[ep.address] = Host(ep, self.name)
+            host = self.hosts[ep.address] = Host(ep, self.name)
+            added.append(host)
         for _, ep in diff.changed:
             host = self.hosts.get(ep.address)
             if host is None:
-                self.hosts[ep.address] = Host(ep, self.name)
+                host = self.hosts[ep.address] = Host(ep, self.name)
+                added.append(host)
             else:
                 host.update(ep)
+                changed.append(host)
         for ep in diff.removed:
             host = self.hosts.pop(ep.address, None)
             if host is not None:
                 removed.append(host)
+        self.subsets.apply(added, removed, changed)
         self.invalidate()
         return removed
 
     def invalidate(self) -> None:
-        """Host set or health changed: balancers are rebuilt on next use."""
+        """Host set or health changed: host sets and balancers are rebuilt on next use."""
         self._sets.clear()
 
     # -- picking -------------------------------------------------------------------------------------
     def pick(self, metadata: Mapping[str, str] | None = None, exclude: Collection[Host] = ()) -> Host | None:
         now = self.clock()
-        if self._sets and now >= self._health_epoch:
+        if now >= self._health_epoch:
             self._sets.clear()                # an outlier ejection ended: recompute health
         key = tuple(sorted(metadata.items())) if metadata else ()
         hs = self._sets.get(key)
@@ -87,19 +114,49 @@ class ClusterRuntime:
         return hs.balancer.pick(exclude)
 
     def candidates(self, metadata: Mapping[str, str] | None) -> list[Host]:
-        """Hosts whose metadata (and typed group/version) match every requested key."""
+        """The hosts a request with ``metadata`` may use, after subset fallbacks (health not applied)."""
         if not metadata:
             return list(self.hosts.values())
-        return [h for h in self.hosts.values() if _matches(h, metadata)]
+        hosts = self.subsets.lookup(metadata)
+        return list(self.hosts.values()) if hosts is None else hosts
 
     def _build(self, metadata: Mapping[str, str] | None, now: float) -> HostSet:
         hosts = self.candidates(metadata)
-        self._health_epoch = min((h.ejected_until for h in self.hosts.values() if h.ejected_until > now),
-                                 default=float("inf"))
+        ends = [h.ejected_until for h in self.hosts.values() if h.ejected_until > now]
+        self._health_epoch = min(ends) if ends else float("inf")
+        if self.local_zone:
+            hosts = self._zone_preferred(hosts, now)
         chosen = _priority_hosts(hosts, now, self.settings.panic_threshold)
         return HostSet(chosen, self.settings.lb_policy, self.rng)
 
-    # -- accounting ----------------------------------------------------------------------------------
+    def _zone_preferred(self, hosts: list[Host], now: float) -> list[Host]:
+        """Local-zone hosts when enough of them are healthy; otherwise everything (spill over)."""
+        local = [h for h in hosts if h.endpoint.zone == self.local_zone]
+        if not local:
+            return hosts
+        healthy = sum(1 for h in local if h.healthy(now))
+        if healthy and 100.0 * healthy / len(local) >= self.settings.zone_aware.min_healthy_percent:
+            return local
+        return hosts
+
+    # -- outcomes, health, accounting ----------------------------------------------------------------
+    def record(self, host: Host, outcome: Outcome, status: int | None, http: bool) -> None:
+        """One finished attempt on ``host``: feeds outlier detection."""
+        if self.outlier is not None and self.outlier.record(host, outcome, status, http):
+            self.invalidate()
+
+    def _ejected(self, host: Host, duration: float) -> None:
+        self.stats["ejections"] += 1
+        if self.stats_sink is not None:
+            self.stats_sink.outlier_ejections.labels(self.name).inc()
+        log.warning("cluster %s: ejected %s for %.1fs (ejection #%d)", self.name, host.address, duration,
+                    host.ejections)
+
+    def health_changed(self, host: Host, healthy: bool) -> None:
+        if self.stats_sink is not None:
+            self.stats_sink.health_changes.labels(self.name, "true" if healthy else "false").inc()
+        self.invalidate()
+
     def retry_allowed(self) -> bool:
         """Envoy's retry circuit breaker: max concurrent retries, or a retry budget of active requests."""
         cb = self.settings.circuit_breakers
@@ -109,27 +166,37 @@ class ClusterRuntime:
             return self.active_retries < budget
         return self.active_retries < cb.max_retries
 
+    def may_connect(self, pool_connections: int) -> bool:
+        """max_connections is cluster-wide; a pool with no connection may always open one (as Envoy)."""
+        return pool_connections == 0 or self.connections < self.settings.circuit_breakers.max_connections
+
+    def may_wait(self) -> bool:
+        return self.pending < self.settings.circuit_breakers.max_pending_requests
+
+    def overflowed(self, kind: str) -> None:
+        self.stats["overflow"] += 1
+        if self.stats_sink is not None:
+            self.stats_sink.overflow.labels(self.name, kind).inc()
+
     def to_json(self) -> dict:
         now = self.clock()
         return {
             "name": self.name, "lb_policy": self.settings.lb_policy,
-            "active_requests": self.active_requests, "stats": dict(self.stats),
+            "active_requests": self.active_requests, "connections": self.connections, "pending": self.pending,
+            "stats": dict(self.stats),
+            "subsets": self.subsets.describe() if self.settings.subset.selectors else {},
             "endpoints": [h.to_json(now) for h in sorted(self.hosts.values(), key=lambda h: h.address)],
         }
 
+    def close(self) -> None:
+        if self.health is not None:
+            self.health.stop()
+        for host in self.hosts.values():
+            for pool in host.pools.values():
+                pool.close()
+
     def __repr__(self) -> str:
         return f"<ClusterRuntime {self.name} hosts={sorted(self.hosts)}>"
-
-
-def _matches(host: Host, metadata: Mapping[str, str]) -> bool:
-    ep = host.endpoint
-    for key, want in metadata.items():
-        have = ep.metadata.get(key)
-        if have is None:
-            have = ep.group if key == "group" else (ep.version if key == "version" else None)
-        if have != want:
-            return False
-    return True
 
 
 def _priority_hosts(hosts: list[Host], now: float, panic_threshold: float) -> list[Host]:
@@ -156,19 +223,21 @@ def _priority_hosts(hosts: list[Host], now: float, panic_threshold: float) -> li
 
 
 class ClusterManager:
-    """All cluster runtimes, fed by model diffs; owns the upstream pools' lifecycle."""
+    """All cluster runtimes, fed by model diffs; owns the upstream pools' and health checkers' lifecycle."""
 
     def __init__(self, config: Config, model: ClusterModel, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stats: Any = None) -> None:
         self.config = config
         self.model = model
         self.rng = rng or random.Random()
         self.clock = clock
+        self.stats = stats
         self.clusters: dict[str, ClusterRuntime] = {}
         self._static = {c.name: c for c in config.clusters}
         self.listeners: list[Callable[[ClusterRuntime, ClusterDiff, list[Host]], None]] = []
         self._unsubscribe = model.subscribe(self._on_diff)
-        for name, cluster in model.clusters().items():
+        self._health_started = False
+        for name in model.clusters():
             self._create(name)
 
     def get(self, name: str) -> ClusterRuntime | None:
@@ -187,32 +256,45 @@ class ClusterManager:
                             "; ".join(e["msg"] for e in exc.errors()))
         return self.config.cluster_defaults
 
+    def start_health_checks(self) -> None:
+        """Start active health checking (needs a running loop); clusters created later start their own."""
+        self._health_started = True
+        for runtime in self.clusters.values():
+            self._start_health(runtime)
+
+    def _start_health(self, runtime: ClusterRuntime) -> None:
+        if self._health_started and runtime.settings.health_checks:
+            runtime.health = HealthChecker(runtime, runtime.health_changed)
+            runtime.health.start()
+
     def _create(self, name: str) -> ClusterRuntime:
-        runtime = ClusterRuntime(name, self.settings_for(name), self.rng, self.clock)
+        runtime = ClusterRuntime(name, self.settings_for(name), self.rng, self.clock, self.stats)
         cluster = self.model.cluster(name)
         if cluster is not None and cluster.endpoints:
             runtime.apply(ClusterDiff(name, added=tuple(cluster.endpoints.values())))
         self.clusters[name] = runtime
+        self._start_health(runtime)
         return runtime
 
     def _on_diff(self, diff: ClusterDiff) -> None:
         runtime = self.clusters.get(diff.cluster)
         if diff.deleted:
             if runtime is not None:
-                removed = list(runtime.hosts.values())
                 del self.clusters[diff.cluster]
-                self._closed(runtime, diff, removed)
+                runtime.close()
+                self._notify(runtime, diff, list(runtime.hosts.values()))
             return
         if runtime is None:
             runtime = self._create(diff.cluster)
             self._notify(runtime, diff, [])
             return
         if diff.settings_changed:
-            runtime.settings = self.settings_for(diff.cluster)
+            if runtime.health is not None:
+                runtime.health.stop()
+                runtime.health = None
+            runtime.configure(self.settings_for(diff.cluster))
+            self._start_health(runtime)
         removed = runtime.apply(diff)
-        self._closed(runtime, diff, removed)
-
-    def _closed(self, runtime: ClusterRuntime, diff: ClusterDiff, removed: list[Host]) -> None:
         for host in removed:
             for pool in host.pools.values():
                 pool.close()
@@ -232,9 +314,7 @@ class ClusterManager:
     def close(self) -> None:
         self._unsubscribe()
         for runtime in self.clusters.values():
-            for host in runtime.hosts.values():
-                for pool in host.pools.values():
-                    pool.close()
+            runtime.close()
 
     def to_json(self) -> list[dict[str, Any]]:
         out = []

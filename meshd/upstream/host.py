@@ -14,7 +14,7 @@ from discovery.model import Endpoint
 
 class Host:
     __slots__ = ("endpoint", "address", "host", "port", "weight", "cluster", "active_requests", "hc_healthy",
-                 "hc_failed", "ejected_until", "ejections", "pools", "stats", "warm_weight", "consecutive")
+                 "hc_failed", "ejected_until", "ejections", "pools", "stats", "consecutive")
 
     def __init__(self, endpoint: Endpoint, cluster: str) -> None:
         self.cluster = cluster
@@ -31,7 +31,6 @@ class Host:
         self.consecutive: dict[str, int] = {}  # outlier detection counters by kind
         self.pools: dict[str, Any] = {}        # protocol → pool
         self.stats = {"requests": 0, "errors": 0}
-        self.warm_weight = None
 
     def update(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint

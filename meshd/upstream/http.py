@@ -158,10 +158,11 @@ class HttpPool:
 
     protocol = "http"
 
-    def __init__(self, host: Any, settings: Any, stats: Any = None) -> None:
+    def __init__(self, host: Any, cluster: Any, stats: Any = None) -> None:
         self.host = host
-        self.settings = settings
-        self.state = PoolState(settings.max_connections_per_endpoint)
+        self.cluster = cluster
+        self.settings = cluster.settings
+        self.state = PoolState(self.settings.max_connections_per_endpoint)
         self.loop = asyncio.get_running_loop()
         self.stats = stats
         self.connects = 0
@@ -169,16 +170,28 @@ class HttpPool:
         self._closed = False
 
     def acquire(self, waiter: Any) -> None:
-        decision, conn = self.state.acquire(waiter)
+        s, cluster = self.state, self.cluster
+        before = (s.total, len(s.waiters))
+        decision, conn = s.acquire(waiter, cluster.may_connect(s.total), cluster.may_wait())
+        self._account(before)
         if decision is USE:
             waiter.upstream_ready(conn)
         elif decision is CONNECT:
             self._open()
         elif decision is OVERFLOW:
-            waiter.upstream_failed(Result(Outcome.OVERFLOW, detail="upstream pool pending overflow"))
+            cluster.overflowed("max_pending_requests")
+            waiter.upstream_failed(Result(Outcome.OVERFLOW, detail="cluster max_pending_requests reached"))
 
     def cancel(self, waiter: Any) -> None:
+        before = (self.state.total, len(self.state.waiters))
         self.state.cancel(waiter)
+        self._account(before)
+
+    def _account(self, before: tuple[int, int]) -> None:
+        """Keep the cluster-wide connection and pending counts in step with this pool's state."""
+        s = self.state
+        self.cluster.connections += s.total - before[0]
+        self.cluster.pending += len(s.waiters) - before[1]
 
     def release(self, conn: UpstreamHttpConnection, reusable: bool) -> None:
         limit = self.settings.max_requests_per_connection
@@ -189,7 +202,9 @@ class HttpPool:
             conn.close()
         elif conn.read_paused:
             conn.resume_reading()
+        before = (self.state.total, len(self.state.waiters))
         decision, waiter = self.state.release(conn, reusable)
+        self._account(before)
         if decision is USE:
             waiter.upstream_ready(conn)
         elif decision is CONNECT:
@@ -198,7 +213,10 @@ class HttpPool:
             conn.idle_since = self.loop.time()
 
     def discard(self, conn: UpstreamHttpConnection) -> None:
-        if self.state.discard(conn)[0] is CONNECT:
+        before = (self.state.total, len(self.state.waiters))
+        decision = self.state.discard(conn)[0]
+        self._account(before)
+        if decision is CONNECT:
             self._open()
         if self.stats is not None:
             self.stats.upstream_connection_closed(self.host)
@@ -231,11 +249,16 @@ class HttpPool:
                 _, conn = await self.loop.create_connection(lambda: UpstreamHttpConnection(self), host.host, host.port)
         except (OSError, asyncio.TimeoutError) as exc:
             self.connect_failures += 1
+            if self.stats is not None:
+                self.stats.upstream_connect_failed(host)
             reason = "connect timeout" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
+            before = (self.state.total, len(self.state.waiters))
             waiter = self.state.connect_failed()
+            refill = self.state.refill()
+            self._account(before)
             if waiter is not None:
                 waiter.upstream_failed(Result(Outcome.CONNECT_FAILURE, detail=f"{host.address}: {reason}"))
-            if self.state.refill():
+            if refill:
                 self._open()
             return
         if self.stats is not None:
@@ -243,7 +266,9 @@ class HttpPool:
         if self._closed:
             conn.close()
             return
+        before = (self.state.total, len(self.state.waiters))
         waiter = self.state.connected(conn)
+        self._account(before)
         if waiter is not None:
             waiter.upstream_ready(conn)
         else:

@@ -33,17 +33,20 @@ class PoolState:
     def total(self) -> int:
         return self.connecting + len(self.idle) + len(self.busy)
 
-    def acquire(self, waiter: Any) -> tuple[str, Any]:
-        """(USE, conn) now; (CONNECT, None): open one, ``waiter`` is queued; (WAIT, None); (OVERFLOW, None)."""
+    def acquire(self, waiter: Any, may_connect: bool = True, may_wait: bool = True) -> tuple[str, Any]:
+        """(USE, conn) now; (CONNECT, None): open one, ``waiter`` is queued; (WAIT, None); (OVERFLOW, None).
+
+        ``may_connect`` / ``may_wait`` carry budgets kept outside this pool (the cluster's max_connections
+        and max_pending_requests)."""
         if self.idle:
             conn = self.idle.pop()
             self.busy.add(conn)
             return USE, conn
-        if self.total < self.max_connections:
+        if self.total < self.max_connections and may_connect:
             self.connecting += 1
             self.waiters.append(waiter)
             return CONNECT, None
-        if self.max_pending is not None and len(self.waiters) - self.connecting >= self.max_pending:
+        if not may_wait or (self.max_pending is not None and len(self.waiters) - self.connecting >= self.max_pending):
             return OVERFLOW, None
         self.waiters.append(waiter)
         return WAIT, None
