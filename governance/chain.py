@@ -31,22 +31,19 @@ The engine is not thread-safe: drive it from one thread (the proxy's event loop)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from governance.base import BlockError
 from governance.circuitbreaker.breaker import CLOSED
 from governance.circuitbreaker.slot import check_breakers, rollback
 from governance.flow.controller import JavaController
 from governance.flow.rule import LIMIT_APP_DEFAULT
-from governance.flow.slot import check_flow, standalone_counters
+from governance.flow.slot import standalone_counters
 from governance.hotspot.slot import acquire, check_hotspot, release
 from governance.isolation.slot import check_isolation
 from governance.stat.node import ResourceNode
+from governance.stat.window import COMPLETE, ERROR, MAX_CONCURRENCY, MIN_RT, PASS, RT
 from governance.system.slot import check_system
-
-if TYPE_CHECKING:
-    from governance.sentinel import Sentinel
-
 
 
 class ResourcePlan:
@@ -123,7 +120,21 @@ class Entry:
         err = False if error is None else is_error(error)
         batch = self.batch
         for plan in plans:
-            plan.node.record_complete(now, batch, rt, err)
+            # ResourceNode.record_complete, inlined on the hot path
+            node = plan.node
+            node.concurrency -= 1
+            node.complete_total += batch
+            array = node.array
+            bucket = array.cur if array.cur_start <= now < array.cur_end else array.current(now)
+            if bucket is not None:
+                bucket[COMPLETE] += batch
+                bucket[RT] += rt
+                if rt < bucket[MIN_RT]:
+                    bucket[MIN_RT] = rt
+                if err:
+                    bucket[ERROR] += batch
+            if err:
+                node.error_total += batch
             for breaker in plan.breakers:
                 breaker.on_complete(now, rt, err)
         extra = self._extra
@@ -183,8 +194,9 @@ class Chain:
                         if result < 0:
                             raise BlockError("flow", resource, ctrl.rule, ctrl.block_msg, ctrl.snapshot)
                         wait += result
-                if plan.isolation:
-                    check_isolation(plan.isolation, resource, plan.node.concurrency, batch)
+                for ctrl in plan.isolation:
+                    if plan.node.concurrency + batch > ctrl.threshold:
+                        check_isolation(plan.isolation, resource, plan.node.concurrency, batch)
                 if plan.hotspot:
                     extra, held = check_hotspot(plan.hotspot, resource, args, attachments, batch, now)
                     wait += extra
@@ -195,8 +207,17 @@ class Chain:
             except BlockError as err:
                 self._record_block(plan, err, now, batch, inbound, origin)
                 raise
+        # ResourceNode.record_pass, inlined on the hot path
         node = plan.node
-        node.record_pass(now, batch)
+        concurrency = node.concurrency + 1
+        node.concurrency = concurrency
+        node.pass_total += batch
+        array = node.array
+        bucket = array.cur if array.cur_start <= now < array.cur_end else array.current(now)
+        if bucket is not None:
+            bucket[PASS] += batch
+            if concurrency > bucket[MAX_CONCURRENCY]:
+                bucket[MAX_CONCURRENCY] = concurrency
         if plan.standalone:
             for counter in plan.standalone:
                 counter.add_pass(now, batch)
@@ -214,7 +235,7 @@ class Chain:
         recorded on the resource that blocked, and rolls back the half-open probes of earlier resources.
         System rules and the inbound node see the request once.
         """
-        plans = tuple(self._plans.get(r) or self._compile(r) for r in resources)
+        plans = tuple([self._plans.get(r) or self._compile(r) for r in resources])
         if not plans:
             raise ValueError("entry_many needs at least one resource")
         now_ns = self._now_ns()
@@ -229,30 +250,37 @@ class Chain:
             for plan in plans:
                 if not plan.checked:
                     continue
-                if plan.flow:
-                    wait += check_flow(plan.flow, plan.resource, now, now_ns + wait, batch, origin)
-                if plan.isolation:
-                    check_isolation(plan.isolation, plan.resource, plan.node.concurrency, batch)
+                for ctrl in plan.flow:
+                    result = ctrl.check(now, now_ns + wait, batch, origin)
+                    if result:
+                        if result < 0:
+                            raise BlockError("flow", plan.resource, ctrl.rule, ctrl.block_msg, ctrl.snapshot)
+                        wait += result
+                for ctrl in plan.isolation:
+                    if plan.node.concurrency + batch > ctrl.threshold:
+                        check_isolation(plan.isolation, plan.resource, plan.node.concurrency, batch)
                 if plan.hotspot:
                     extra, more = check_hotspot(plan.hotspot, plan.resource, args, attachments, batch, now)
                     wait += extra
                     if more:
                         held = more if held is None else held + more
-                if plan.breakers:
-                    taken = check_breakers(plan.breakers, plan.resource, now)
-                    if taken:
-                        probes.extend(taken)
+                for breaker in plan.breakers:
+                    if breaker.state is not CLOSED:
+                        taken = check_breakers(plan.breakers, plan.resource, now)
+                        if taken:
+                            probes.extend(taken)
+                        break
         except BlockError as err:
             rollback(probes)
             self._record_block(plan, err, now, batch, inbound, origin)
             raise
         for plan in plans:
-            node = plan.node
-            node.record_pass(now, batch)
-            for counter in plan.standalone:
-                counter.add_pass(now, batch)
+            plan.node.record_pass(now, batch)
+            if plan.standalone:
+                for counter in plan.standalone:
+                    counter.add_pass(now, batch)
             if wait:
-                node.wait_total += batch
+                plan.node.wait_total += batch
         if held or inbound or origin:
             return self._admit_extra(plans, now, batch, wait, held, inbound, origin)
         return Entry(self, plans, now, batch, wait / 1_000_000 if wait else 0.0, None)

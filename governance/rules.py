@@ -313,6 +313,10 @@ class RuleManager:
     def resources(self) -> list[str]:
         return list(self._controllers)
 
+    def has_exact(self, resource: str) -> bool:
+        """Whether a rule names ``resource`` itself (not through a regex)."""
+        return resource in self._exact
+
     def all_controllers(self) -> Iterable[tuple[str, Any]]:
         for resource, ctrls in self._controllers.items():
             for ctrl in ctrls:

@@ -73,7 +73,8 @@ class Sentinel(Chain):
     ``clock``: a :class:`~governance.clock.Clock` (default the real clock). ``system_metrics``: the
     load/CPU/memory provider (default ``/proc`` sampling). ``max_resources``: resources tracked with their
     own statistics (G's default 10000); entries of further resources that have no rules share one
-    untracked node. ``origin_limit``: caller-origin nodes kept per resource for Java ``limitApp`` rules.
+    untracked node (regex rules do not reach them; rules naming a resource always do).
+    ``origin_limit``: caller-origin nodes kept per resource for Java ``limitApp`` rules.
     ``java_cold_factor``: J's ``csp.sentinel.flow.cold.factor``. ``resource_type``: the metric-log
     classification of every resource (G ``ResTypeCommon`` 0, ``ResTypeRPC`` 2...).
     """
@@ -171,13 +172,13 @@ class Sentinel(Chain):
         return node
 
     def _compile(self, resource: str) -> ResourcePlan:
+        if (resource not in self.nodes and len(self.nodes) >= self.max_resources
+                and not any(m.has_exact(resource) for m in self._managers.values())):
+            return self._overflow  # past the limit only resources named by a rule get their own node
         flow = self._flow.controllers_for(resource)
         isolation = self._isolation.controllers_for(resource)
         hotspot = self._hotspot.controllers_for(resource)
         breakers = self._breakers.controllers_for(resource)
-        has_rules = bool(flow or isolation or hotspot or breakers)
-        if resource not in self.nodes and not has_rules and len(self.nodes) >= self.max_resources:
-            return self._overflow
         plan = ResourcePlan(resource, self.stat_node(resource), flow, isolation, hotspot, breakers)
         self._plans[resource] = plan
         return plan

@@ -48,7 +48,7 @@ class CircuitBreaker:
     """One breaker for one (rule, resource). ``notify(breaker, old, new, snapshot)`` reports transitions."""
 
     __slots__ = ("rule", "resource", "slow", "java", "retry_ms", "probe_num", "min_request", "threshold",
-                 "count_mode", "count_threshold", "max_rt", "window", "single", "state", "next_retry",
+                 "trip_at", "count_mode", "count_threshold", "max_rt", "window", "single", "state", "next_retry",
                  "cur_probe", "notify")
 
     def __init__(self, rule: CircuitBreakerRule, resource: str, window: LeapArray | None, notify: Notify) -> None:
@@ -60,6 +60,7 @@ class CircuitBreaker:
         self.probe_num = 0 if self.java else rule.probe_num
         self.min_request = rule.min_request_amount
         self.threshold = rule.threshold
+        self.trip_at = rule.threshold - 1e-8
         self.count_mode = rule.strategy == ERROR_COUNT
         # G compares the error count with uint64(threshold); J with the double itself
         self.count_threshold = rule.threshold if self.java else int(rule.threshold)
@@ -125,7 +126,7 @@ class CircuitBreaker:
         if self.java:
             if ratio > threshold or (self.slow and ratio == threshold == 1.0):
                 self._to_open(now, CLOSED, ratio)
-        elif ratio > threshold or abs(ratio - threshold) < 1e-8:  # G util.Float64Equals, inlined
+        elif ratio > self.trip_at:  # G: ratio > threshold || Float64Equals(ratio, threshold) (precision 1e-8)
             self._to_open(now, CLOSED, ratio)
 
     def _probe_done(self, now: int, bad: bool) -> None:

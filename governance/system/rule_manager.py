@@ -39,3 +39,6 @@ class SystemRuleManager:
 
     def resources(self) -> list[str]:
         return []
+
+    def has_exact(self, resource: str) -> bool:
+        return False

@@ -165,6 +165,10 @@ class TestMetrics:
         assert engine.plan("c") is engine.plan("d")              # the shared overflow plan
         engine.load_rules("flow", [{"resource": "e", "threshold": 0}])
         assert not passes(engine, "e")                           # rules always get their node
+        engine.load_rules("isolation", [{"resource": "r.*", "regex": True, "threshold": 1}])
+        for n in range(50):                                      # regex matches past the limit: untracked
+            engine.entry(f"r{n}")
+        assert len(engine.nodes) == 3 and engine._isolation.resources() == ["ruled"]  # known ones only
 
     def test_plans_are_compiled_once_per_rule_generation(self, engine: Sentinel):
         plan = engine.plan(R)

@@ -221,3 +221,19 @@ def test_java_warm_up_rate_limiter_spaces_at_the_cold_rate(engine: Sentinel):
     assert engine.entry(R).wait_ms == 0.0
     rate = math.nextafter(1 / (500 * (2 / 100 / 500) + 0.01), math.inf)
     assert engine.entry(R).wait_ms == float(math.floor(1 / rate * 1000 + 0.5))  # J Math.round
+
+
+def test_flow_slot_sums_waits_and_asks_later_controllers_after_them(engine: Sentinel):
+    from governance.flow.slot import check_flow
+    throttle = {"resource": R, "controlBehavior": 1, "maxQueueingTimeMs": 1000}
+    engine.load_rules("flow", [{**throttle, "threshold": 10}, {**throttle, "threshold": 5},
+                               {"resource": R, "threshold": 2}])
+    controllers = engine.plan(R).flow
+    now_ns = engine.clock.now_ns()
+    assert check_flow(controllers, R, T0, now_ns, 1, "") == 0
+    assert check_flow(controllers, R, T0, now_ns, 1, "") == 200_000_000
+    engine.entry(R).exit()
+    engine.entry(R).exit()
+    with pytest.raises(BlockError) as info:
+        check_flow(controllers, R, T0, now_ns, 1, "")
+    assert info.value.rule.threshold == 2 and info.value.message == "flow reject check blocked"
