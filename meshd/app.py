@@ -117,7 +117,7 @@ class Meshd:
         """Once a second: close idle upstream and downstream connections, flush the access log."""
         while True:
             await asyncio.sleep(1.0)
-            self.clusters.sweep()
+            self.clusters.sweep(self.runtime.loop.time())
             self.access_log.flush()
             now = self.runtime.loop.time()
             for lc_conn in list(self.runtime.connections):

@@ -19,8 +19,12 @@ Lookup (:meth:`SubsetIndex.lookup`), Envoy's semantics:
 3. the cluster's ``fallback_policy``: ``no_fallback`` → no host, ``any_endpoint`` → every host,
    ``default_subset`` → the hosts matching ``default_subset``.
 
-Host values: an endpoint's metadata, with the typed ``group`` and ``version`` standing in for missing
-keys (registries fill both; static endpoints usually put them in metadata).
+Host values: ``group`` and ``version`` are the endpoint's typed fields (the discovery adapters normalise
+them: SOFARPC's uniqueId is the group, its registry ``group=SOFA`` is not), "" when the endpoint has
+none — so a request without a group matches providers without one, as Dubbo's own matching does.
+Every other key is the endpoint's metadata. :attr:`SubsetIndex.declared` counts, for ``group`` and
+``version``, the hosts that declare a non-empty value: the RPC path only selects on a key the cluster's
+endpoints use at all.
 """
 
 from __future__ import annotations
@@ -34,15 +38,16 @@ NO_FALLBACK, ANY_ENDPOINT, DEFAULT_SUBSET, NOT_DEFINED, KEYS_SUBSET = (
     "no_fallback", "any_endpoint", "default_subset", "not_defined", "keys_subset")
 
 
+TYPED = ("group", "version")
+
+
 def host_value(host: Host, key: str) -> str | None:
     ep = host.endpoint
-    value = ep.metadata.get(key)
-    if value is None:
-        if key == "version":
-            return ep.version or None
-        if key == "group":
-            return ep.group or None
-    return value
+    if key == "version":
+        return ep.version
+    if key == "group":
+        return ep.group
+    return ep.metadata.get(key)
 
 
 class _Selector:
@@ -92,25 +97,36 @@ class SubsetIndex:
             self._selectors[keys] = _Selector(keys, sel.fallback_policy, tuple(sorted(sel.fallback_keys_subset)))
         self._hosts: dict[str, Host] = {}
         self._memberships: dict[str, list[tuple[_Selector, tuple[str, ...] | None]]] = {}
+        self.declared: dict[str, int] = {"group": 0, "version": 0}
         self.version = 0
 
     # -- maintenance, from host diffs ---------------------------------------------------------------
     def add(self, host: Host) -> None:
         self._hosts[host.address] = host
         self._memberships[host.address] = [(sel, sel.add(host)) for sel in self._selectors.values()]
+        self._declare(host, 1)
         self.version += 1
 
     def remove(self, host: Host) -> None:
-        self._hosts.pop(host.address, None)
+        if self._hosts.pop(host.address, None) is not None:
+            self._declare(host, -1)
         for sel, values in self._memberships.pop(host.address, ()):
             sel.remove(host, values)
         self.version += 1
+
+    def _declare(self, host: Host, delta: int) -> None:
+        ep = host.endpoint
+        if ep.group:
+            self.declared["group"] += delta
+        if ep.version:
+            self.declared["version"] += delta
 
     def update(self, host: Host) -> None:
         """Metadata of ``host`` changed: move it between subsets where its values changed."""
         old = self._memberships.get(host.address)
         if old is None:
             return self.add(host)
+        self._recount()
         new = []
         for sel, values in old:
             fresh = sel.values(host)
@@ -120,6 +136,10 @@ class SubsetIndex:
             new.append((sel, fresh))
         self._memberships[host.address] = new
         self.version += 1
+
+    def _recount(self) -> None:
+        self.declared = {"group": sum(1 for h in self._hosts.values() if h.endpoint.group),
+                         "version": sum(1 for h in self._hosts.values() if h.endpoint.version)}
 
     def apply(self, added: Iterable[Host], removed: Iterable[Host], changed: Iterable[Host]) -> None:
         for h in removed:

@@ -304,8 +304,8 @@ class ClusterManager:
         for listener in self.listeners:
             listener(runtime, diff, removed)
 
-    def sweep(self) -> None:
-        now = time.monotonic()
+    def sweep(self, now: float) -> None:
+        """Pool housekeeping (idle closes, RPC heartbeats); ``now`` is the loop's clock."""
         for runtime in self.clusters.values():
             for host in runtime.hosts.values():
                 for pool in host.pools.values():

@@ -1,0 +1,541 @@
+"""The RPC forwarding path (Dubbo2, SOFA Bolt) and protocol sniffing for ``auto`` listeners.
+
+:class:`RpcDownstream` decodes the caller's frames; every request becomes an :class:`RpcExchange`;
+heartbeats are answered here. Requests on one connection are independent (multiplexed): each is routed,
+balanced and sent on its own, and responses go back in whatever order providers answer.
+
+Routing: the listener's route table (service, method, version, group, attachments); a request no route
+matches goes to the cluster named after its interface (DESIGN's RPC default). Subset metadata: the
+route's ``metadata_match`` plus what the request says — its ``version`` and ``group`` (Bolt: the
+uniqueId) when the cluster's endpoints declare that key at all, and attachments/header-map entries
+named in the listener's ``header_to_metadata``. Dubbo semantics hold: a call without a group reaches
+only providers without a group, once any provider of the cluster declares one.
+
+Deadline: the route timeout (or the listener's ``route_timeout``), shortened — never extended — by the
+protocol's own deadline (Bolt timeout field, Dubbo ``timeout`` attachment). When it fires the slot on
+the upstream connection is freed (a late response is dropped) and the caller gets the protocol's
+timeout error. Every error meshd answers itself is in the caller's protocol (protocols.md §5).
+
+:class:`AutoDownstream` sniffs the first bytes of an ``auto`` connection and hands it to the HTTP/1.1
+or the right RPC handler, replaying the bytes it read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from meshd import writebatch
+from meshd.codec.base import CLOSED, NEED_DATA, CodecError, FrameTooLarge, UnsupportedSerialization
+from meshd.codec.outcome import Outcome, Result
+from meshd.codec.sniff import BOLT, DUBBO, HTTP1, MATCH, NEED_MORE, sniff
+from meshd.proxy.context import ListenerContext
+from meshd.proxy.retry import RetryState
+from meshd.proxy.rpc_protocols import ADAPTERS, RpcAdapter, RpcView
+from meshd.upstream.mux import MuxConnection, MuxPool
+
+log = logging.getLogger("meshd.rpc")
+
+class _Bodyless:
+    """The routing view of a request whose body cannot be read: only a match-all route matches it."""
+
+    service = method = version = group = ""
+
+    @staticmethod
+    def attachment(name: str) -> None:
+        return None
+
+
+_BODYLESS = _Bodyless()
+
+
+class RpcDownstream(asyncio.Protocol):
+    """One caller connection speaking ``adapter``'s protocol."""
+
+    def __init__(self, ctx: ListenerContext, adapter: RpcAdapter) -> None:
+        self.ctx = ctx
+        self.rt = ctx.runtime
+        self.adapter = adapter
+        self.decoder = adapter.decoder(ctx.config.max_frame_size)
+        self.transport: asyncio.Transport | None = None
+        self.active: set[RpcExchange] = set()
+        self.closed = False
+        self.last_activity = 0.0
+        self.peer = ""
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
+        self.last_activity = self.rt.loop.time()
+        self.rt.connections.add(self)
+        self.rt.stats.downstream_connection(self.ctx.name, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.rt.loop.time()
+        writebatch.begin()
+        try:
+            self.decoder.receive_data(data)
+            self._events()
+        except CodecError as exc:
+            self._broken(exc)
+        finally:
+            writebatch.end()
+
+    def _events(self) -> None:
+        adapter, dec = self.adapter, self.decoder
+        Request, Heartbeat = adapter.Request, adapter.Heartbeat
+        while True:
+            try:
+                ev = dec.next_event()
+            except FrameTooLarge as exc:
+                reply = adapter.reject(exc.header, Outcome.BAD_REQUEST,
+                                       f"frame of {exc.declared} bytes exceeds the {exc.limit}-byte limit")
+                log.warning("listener %s: %s from %s; closing the connection", self.ctx.name, exc, self.peer)
+                if reply:
+                    self.write(reply)
+                self.close()
+                return
+            if ev is NEED_DATA:
+                return
+            t = type(ev)
+            if t is Request:
+                RpcExchange(self, ev).start()
+            elif t is Heartbeat:
+                if getattr(ev, "twoway", True) and not self.closed:
+                    self.write(adapter.heartbeat_ack(ev))
+            elif ev is CLOSED:
+                return
+            # responses, acks and events from a caller carry nothing to forward: ignored
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.rt.connections.discard(self)
+        self.rt.stats.downstream_connection(self.ctx.name, -1)
+        for ex in list(self.active):
+            ex.downstream_closed()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    # -- used by exchanges ---------------------------------------------------------------------------
+    def write(self, data: bytes | bytearray) -> None:
+        if not self.closed:
+            writebatch.write(self.transport, data)
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            writebatch.close(self.transport)
+
+    def exchange_done(self, ex: "RpcExchange") -> None:
+        self.active.discard(ex)
+        if self.rt.draining and not self.active:
+            self.close()
+
+    @property
+    def idle(self) -> bool:
+        return not self.active
+
+    def _broken(self, exc: CodecError) -> None:
+        log.warning("listener %s: malformed %s stream from %s: %s; closing the connection", self.ctx.name,
+                    self.adapter.name, self.peer, exc)
+        self.close()
+
+
+class RpcExchange:
+    """One RPC request and its response; see the module docstring."""
+
+    __slots__ = ("down", "rt", "adapter", "event", "view", "route", "cluster", "cluster_name", "metadata",
+                 "retry", "tried", "upstream_host", "upstream", "uid", "pool", "timer", "try_timer", "started",
+                 "finished", "status", "flags", "oneway", "outcome", "entry")
+
+    def __init__(self, down: RpcDownstream, event: Any) -> None:
+        self.down = down
+        self.rt = down.rt
+        self.adapter = down.adapter
+        self.event = event
+        self.view: RpcView | None = None
+        self.route = None
+        self.cluster = None
+        self.cluster_name = "-"
+        self.metadata: dict[str, str] = {}
+        self.retry: RetryState | None = None
+        self.tried: list = []
+        self.upstream_host = None
+        self.upstream: MuxConnection | None = None
+        self.uid = 0
+        self.pool: MuxPool | None = None
+        self.timer = None
+        self.try_timer = None
+        self.started = self.rt.loop.time()
+        self.finished = False
+        self.status: int | str = "-"
+        self.flags = ""
+        self.oneway = self.adapter.oneway(event)
+        self.outcome = Outcome.OK
+        self.entry = None
+
+    # -- routing -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        down, rt, adapter = self.down, self.rt, self.adapter
+        down.active.add(self)
+        rt.in_flight += 1
+        try:
+            view = self.view = adapter.view(self.event)
+        except UnsupportedSerialization as exc:
+            return self._route_without_body(exc)
+        except CodecError as exc:
+            return self.reply(Outcome.BAD_REQUEST, f"undecodable request: {exc}")
+        routes = down.ctx.routes
+        route = routes.match_rpc(view) if routes is not None else None
+        if route is not None:
+            if route.direct is not None:
+                return self.reply(Outcome.NO_ROUTE, f"route {route.name} has a direct response, which RPC "
+                                                    f"cannot carry")
+            name, md = route.pick_cluster(rt.rng)
+        else:
+            name, md = view.service, {}
+        self.route = route
+        self._forward(name, md)
+
+    def _route_without_body(self, exc: UnsupportedSerialization) -> None:
+        """A body meshd cannot parse is forwarded untouched when a catch-all route needs no body field."""
+        routes = self.down.ctx.routes
+        route = routes.match_rpc(_BODYLESS) if routes is not None else None
+        if route is None or route.action is None:
+            return self.reply(Outcome.BAD_REQUEST, f"serialization id {exc.serialization_id} is not supported "
+                                                   f"and routing needs the service name from the body")
+        self.route = route
+        name, md = route.pick_cluster(self.rt.rng)
+        self._forward(name, md, use_request_metadata=False)
+
+    def _forward(self, name: str, route_md: dict[str, str], use_request_metadata: bool = True) -> None:
+        rt = self.rt
+        self.cluster_name = name
+        cluster = rt.clusters.get(name)
+        if cluster is None:
+            what = f"interface {self.view.service!r}" if self.view else "this request"
+            return self.reply(Outcome.NO_ROUTE, f"no route and no cluster for {what}")
+        if cluster.active_requests >= cluster.settings.circuit_breakers.max_requests:
+            cluster.overflowed("max_requests")
+            return self.reply(Outcome.OVERFLOW, f"cluster {name} max_requests reached")
+        self.cluster = cluster
+        cluster.active_requests += 1
+        self.metadata = self._metadata(cluster, route_md) if use_request_metadata else route_md
+        action = self.route.action if self.route is not None else None
+        policy = action.retry_policy if action is not None else None
+        if policy is not None:
+            self.retry = RetryState(policy, rt.rng, http=False)
+        timeout = action.timeout if action is not None and action.timeout is not None else \
+            self.down.ctx.config.route_timeout
+        if self.view is not None:
+            native = self.adapter.timeout_ms(self.view)
+            if native is not None and native / 1000.0 < timeout:
+                timeout = native / 1000.0      # the caller's own deadline may shorten, never extend
+        if not self.oneway and timeout > 0:
+            self.timer = rt.timers.call_later(timeout, self._timeout)
+        gov = rt.governance
+        if gov is not None and self.view is not None:
+            block = gov.enter_rpc(self)
+            if block is not None:
+                return self.reply(Outcome.BLOCKED, block)
+        self._attempt()
+
+    def _metadata(self, cluster: Any, route_md: dict[str, str]) -> dict[str, str]:
+        view = self.view
+        if view is None or not cluster.settings.subset.request_metadata:
+            return route_md
+        declared = cluster.subsets.declared
+        md: dict[str, str] = {}
+        if declared.get("version") and view.version != "*":
+            md["version"] = view.version
+        if declared.get("group"):
+            group = view.group
+            if group != "*":
+                md["group"] = group
+        h2m = self.down.ctx.config.header_to_metadata
+        if h2m:
+            for name, key in h2m.items():
+                value = view.attachment(name)
+                if value is not None:
+                    md[key] = value
+        if not md:
+            return route_md
+        md.update(route_md)                    # the route's explicit selection wins
+        return md
+
+    # -- attempts ------------------------------------------------------------------------------------
+    def _attempt(self) -> None:
+        cluster = self.cluster
+        policy = self.retry.policy if self.retry is not None else None
+        exclude = self.tried if policy is None or policy.retry_host_predicate == "previous_hosts" else ()
+        host = cluster.pick(self.metadata, exclude)
+        if host is None:
+            cluster.stats["no_healthy"] += 1
+            md = ", ".join(f"{k}={v!r}" for k, v in sorted(self.metadata.items()))
+            return self.reply(Outcome.NO_HEALTHY_UPSTREAM,
+                              f"no healthy provider in cluster {cluster.name}" + (f" for {md}" if md else ""))
+        self.upstream_host = host
+        self.tried.append(host)
+        host.active_requests += 1
+        if policy is not None and policy.per_try_timeout:
+            self.try_timer = self.rt.timers.call_later(policy.per_try_timeout, self._per_try_timeout)
+        pool = host.pools.get(self.adapter.name)
+        if pool is None:
+            pool = host.pools[self.adapter.name] = MuxPool(host, cluster, self.adapter, self.rt.stats,
+                                                           self.down.ctx.config.max_frame_size)
+        self.pool = pool
+        pool.acquire(self)
+
+    def upstream_ready(self, conn: MuxConnection) -> None:
+        if self.finished:
+            return
+        self.pool = None
+        self.upstream = conn
+        frame = self.event.frame
+        if len(self.tried) > 1:
+            frame = bytearray(frame)           # a retry never patches bytes an earlier write may still hold
+        self.uid = conn.send(self, frame, self.oneway)
+        if self.oneway:
+            self._attempt_done(Result(Outcome.OK))
+            self._finish()
+
+    def upstream_failed(self, result: Result) -> None:
+        self.pool = None
+        self._attempt_failed(result)
+
+    def upstream_response(self, conn: MuxConnection, event: Any) -> None:
+        if conn is not self.upstream or self.finished:
+            return
+        self.upstream = None
+        result = self.adapter.result(event)
+        if result.outcome is not Outcome.OK and self._retry(result):
+            return
+        self._cancel_try_timer()
+        frame = event.frame
+        self.adapter.patch_id(frame, self.event.request_id)
+        self.down.write(frame)
+        self.status = result.status if result.status is not None else "-"
+        self.outcome = result.outcome
+        self._attempt_done(result)
+        self._finish()
+
+    def upstream_reset(self, conn: MuxConnection, reason: str) -> None:
+        if conn is not self.upstream or self.finished:
+            return
+        self.upstream = None
+        self._attempt_failed(Result(Outcome.RESET, detail=reason))
+
+    # -- failures, retries, timeouts ---------------------------------------------------------------
+    def _retry(self, result: Result) -> bool:
+        """Schedule another attempt for ``result`` when the policy allows; True when scheduled."""
+        retry = self.retry
+        if retry is None or retry.remaining <= 0 or not self.cluster.retry_allowed():
+            return False
+        delay = retry.next_delay(result)
+        if delay is None:
+            return False
+        self._cancel_try_timer()
+        self._attempt_done(result)
+        self.cluster.active_retries += 1
+        self.cluster.stats["retries"] += 1
+        self.rt.loop.call_later(delay, self._retry_now)
+        return True
+
+    def _retry_now(self) -> None:
+        self.cluster.active_retries -= 1
+        if not self.finished:
+            self._attempt()
+
+    def _attempt_failed(self, result: Result) -> None:
+        if self.finished:
+            return
+        if self._retry(result):
+            return
+        self._cancel_try_timer()
+        self._attempt_done(result)
+        detail = result.detail or result.outcome.value
+        if result.outcome is Outcome.CONNECT_FAILURE:
+            detail = f"cannot connect to provider {detail}"
+        self.reply(result.outcome, detail)
+
+    def _attempt_done(self, result: Result) -> None:
+        host = self.upstream_host
+        if host is None:
+            return
+        self.upstream_host = None
+        host.active_requests -= 1
+        host.stats["requests"] += 1
+        outcome = result.outcome
+        if outcome.is_error:
+            host.stats["errors"] += 1
+        cluster = self.cluster
+        if cluster.outlier is not None:
+            cluster.record(host, outcome, result.status, False)
+        if self.entry is not None:
+            self.rt.governance.attempt_done(self, result)
+        self.rt.stats.attempt_done(cluster.name, outcome.value, len(self.tried) > 1)
+
+    def _abandon_upstream(self) -> None:
+        conn, self.upstream = self.upstream, None
+        if conn is not None:
+            conn.cancel(self.uid)              # the slot is freed; a late response is dropped
+        elif self.pool is not None:
+            self.pool.cancel(self)
+        self.pool = None
+
+    def _timeout(self) -> None:
+        self.timer = None
+        if self.finished:
+            return
+        self._abandon_upstream()
+        self._cancel_try_timer()
+        self._attempt_done(Result(Outcome.TIMEOUT))
+        self.reply(Outcome.TIMEOUT, "upstream request timeout")
+
+    def _per_try_timeout(self) -> None:
+        self.try_timer = None
+        if self.finished or self.upstream_host is None:
+            return
+        self._abandon_upstream()
+        self._attempt_failed(Result(Outcome.TIMEOUT, detail="per-try timeout"))
+
+    def _cancel_try_timer(self) -> None:
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
+
+    # -- endings -------------------------------------------------------------------------------------
+    def reply(self, outcome: Outcome, detail: str) -> None:
+        """Answer the caller in its protocol for ``outcome`` (nothing for one-way requests)."""
+        if self.finished:
+            return
+        self._abandon_upstream()
+        data = self.adapter.reject(self.event, outcome, detail)
+        if data is not None:
+            self.down.write(data)
+        self.outcome = outcome
+        self.flags = outcome.response_flag
+        self.status = outcome.value
+        if outcome is not Outcome.BLOCKED:
+            log.debug("listener %s: %s answered %s: %s", self.down.ctx.name, self.adapter.name, outcome.value,
+                      detail)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self._cancel_try_timer()
+        rt = self.rt
+        rt.in_flight -= 1
+        if self.cluster is not None:
+            self.cluster.active_requests -= 1
+        if self.entry is not None:
+            rt.governance.exit(self)
+        duration = rt.loop.time() - self.started
+        down = self.down
+        ctx = down.ctx
+        rec = ctx.records.get(self.cluster_name)
+        if rec is None:
+            rec = ctx.records[self.cluster_name] = rt.stats.record(ctx.name, self.adapter.name, self.cluster_name)
+        rec.done(self.flags or self.outcome.value, self.status, duration)
+        if rt.access_log.enabled:
+            view = self.view
+            line = f"{self.adapter.name.upper()} {view.service}:{view.method} {view.version or '-'}" if view else \
+                f"{self.adapter.name.upper()} -"
+            upstream = self.tried[-1].address if self.tried else ""
+            rt.access_log.write(time.time() - duration, line, self.status, self.flags, len(self.event.frame), 0,
+                                duration, upstream, self.cluster_name, len(self.tried))
+        down.exchange_done(self)
+
+    def downstream_closed(self) -> None:
+        if self.finished:
+            return
+        self._abandon_upstream()
+        self._attempt_done(Result(Outcome.RESET, detail="caller closed the connection"))
+        self.flags = "DC"
+        self._finish()
+
+    def __repr__(self) -> str:
+        v = self.view
+        return f"<RpcExchange {self.adapter.name} {v.service if v else '?'}:{v.method if v else '?'}>"
+
+
+class AutoDownstream(asyncio.Protocol):
+    """Sniffs the first bytes, then becomes the HTTP/1.1, Dubbo or Bolt handler for the connection."""
+
+    def __init__(self, ctx: ListenerContext) -> None:
+        self.ctx = ctx
+        self.rt = ctx.runtime
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.last_activity = 0.0
+
+    @property
+    def idle(self) -> bool:
+        return True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.last_activity = self.rt.loop.time()
+        self.rt.connections.add(self)
+        self.timer = self.rt.loop.call_later(self.ctx.config.sniff_timeout, self._too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        result = sniff(self.buf)
+        if result.status is NEED_MORE:
+            return
+        self.rt.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+        if result.status is not MATCH or result.protocol not in (HTTP1, DUBBO, BOLT):
+            log.warning("listener %s: unrecognised protocol (%s) from %s; first bytes %s; closing",
+                        self.ctx.name, result.protocol or "no match", self.transport.get_extra_info("peername"),
+                        self.buf[:16].hex())
+            self.closed = True
+            self.transport.close()
+            return
+        if result.protocol == HTTP1:
+            from meshd.proxy.http import HttpDownstream
+            handler: asyncio.Protocol = HttpDownstream(self.ctx)
+        else:
+            handler = RpcDownstream(self.ctx, ADAPTERS[result.protocol])
+        self.transport.set_protocol(handler)
+        handler.connection_made(self.transport)
+        handler.data_received(self.buf)
+
+    def _too_slow(self) -> None:
+        if not self.closed:
+            log.warning("listener %s: no recognisable protocol within %.1fs; closing", self.ctx.name,
+                        self.ctx.config.sniff_timeout)
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.rt.connections.discard(self)
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.rt.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def rpc_protocol_factory(ctx: ListenerContext) -> Callable[[], asyncio.Protocol]:
+    if ctx.protocol == "auto":
+        return lambda: AutoDownstream(ctx)
+    adapter = ADAPTERS[ctx.protocol]
+    return lambda: RpcDownstream(ctx, adapter)

@@ -1,0 +1,221 @@
+"""Dubbo and Bolt as the RPC forwarding path sees them: one adapter per protocol over the sans-IO codecs.
+
+An adapter answers, for a decoded request event: its routing view (:class:`RpcView`: service, method,
+version, group, attachments — parsed lazily, cached per request), whether it is one-way, its protocol
+deadline, how to patch its id, how to refuse it in-protocol, and, for a response event, its
+:class:`~meshd.codec.outcome.Result`. The proxy (:mod:`meshd.proxy.rpc`) and the multiplexed pool
+(:mod:`meshd.upstream.mux`) only talk to adapters, never to a codec directly.
+
+Lazy parsing budget (Dubbo): the header is always parsed (the codec does it); ``head()`` (five strings)
+is parsed for every request; the attachments (after the arguments, so the arguments are skip-parsed)
+only when group, an attachment, or the ``timeout`` attachment is needed — and the first two are
+checked against the raw bytes first (a body without ``\\x05group`` cannot carry a group attachment).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshd.codec import bolt, dubbo
+from meshd.codec.base import CodecError, UnsupportedSerialization
+from meshd.codec.outcome import Outcome, Result
+
+_GROUP_KEY = b"\x05group"          # hessian2 compact string "group"
+_TIMEOUT_KEY = b"\x07timeout"
+
+
+class RpcView:
+    """The routing view of one RPC request (see :class:`meshd.routing.table.RpcView`).
+
+    ``service``, ``method`` and ``version`` are read when the view is made; ``group`` and attachments
+    are parsed on first use and kept. A body that cannot be read leaves ``error`` set and the
+    attachments empty (the frame itself can still be forwarded).
+    """
+
+    __slots__ = ("event", "adapter", "service", "method", "version", "_group", "_attachments", "error")
+
+    def __init__(self, event: Any, adapter: "RpcAdapter", service: str, method: str, version: str,
+                 group: str | None = None) -> None:
+        self.event = event
+        self.adapter = adapter
+        self.service = service
+        self.method = method
+        self.version = version
+        self._group = group
+        self._attachments: dict[str, Any] | None = None
+        self.error: str = ""
+
+    @property
+    def group(self) -> str:
+        if self._group is None:
+            self._group = self.adapter.group(self)
+        return self._group
+
+    def attachment(self, name: str) -> str | None:
+        value = self.attachments().get(name)
+        return value if value is None or isinstance(value, str) else str(value)
+
+    def attachments(self) -> dict[str, Any]:
+        if self._attachments is None:
+            self._attachments = self.adapter.attachments(self)
+        return self._attachments
+
+
+class RpcAdapter:
+    """Per-protocol behaviour; see the module docstring. Stateless: one shared instance per protocol."""
+
+    name = ""
+
+    def decoder(self, max_frame_size: int) -> Any:
+        raise NotImplementedError
+
+    def view(self, event: Any) -> RpcView:
+        raise NotImplementedError
+
+    def group(self, view: RpcView) -> str:
+        raise NotImplementedError
+
+    def attachments(self, view: RpcView) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class DubboAdapter(RpcAdapter):
+    name = "dubbo"
+    Request = dubbo.DubboRequest
+    Response = dubbo.DubboResponse
+    Heartbeat = dubbo.DubboHeartbeat
+    HeartbeatAck = dubbo.DubboHeartbeatAck
+    Event = dubbo.DubboEvent
+
+    def decoder(self, max_frame_size: int) -> dubbo.DubboDecoder:
+        return dubbo.DubboDecoder(max_frame_size)
+
+    def view(self, event: dubbo.DubboRequest) -> RpcView:
+        """Raises UnsupportedSerialization / ProtocolError when the body cannot be read."""
+        head = event.head()
+        return RpcView(event, self, head.service or "", head.method or "", head.version or "")
+
+    def group(self, view: RpcView) -> str:
+        if view.event.frame.find(_GROUP_KEY, 16) < 0:
+            return ""                          # no "group" string anywhere in the body: no group attachment
+        value = view.attachments().get("group")
+        return value if isinstance(value, str) else ""
+
+    def attachments(self, view: RpcView) -> dict[str, Any]:
+        try:
+            return view.event.meta().attachments
+        except CodecError as exc:
+            view.error = str(exc)
+            return {}
+
+    def timeout_ms(self, view: RpcView) -> float | None:
+        """The ``timeout`` attachment (ms), when the consumer sent one."""
+        if view.event.frame.find(_TIMEOUT_KEY, 16) < 0:
+            return None
+        raw = view.attachment("timeout")
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            return None
+        return value if value and value > 0 else None
+
+    @staticmethod
+    def oneway(event: dubbo.DubboRequest) -> bool:
+        return not event.twoway
+
+    @staticmethod
+    def patch_id(frame: bytearray, request_id: int) -> None:
+        dubbo.patch_request_id(frame, request_id)
+
+    @staticmethod
+    def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
+        return dubbo.reject(event, outcome, detail)
+
+    @staticmethod
+    def heartbeat_ack(event: dubbo.DubboHeartbeat) -> bytes:
+        return dubbo.encode_heartbeat_ack(event.request_id, serialization_id=event.flag & 0x1F)
+
+    @staticmethod
+    def heartbeat(request_id: int) -> bytes:
+        return dubbo.encode_heartbeat(request_id)
+
+    @staticmethod
+    def result(event: dubbo.DubboResponse) -> Result:
+        status = event.status
+        if status == 20:
+            try:
+                rtype = event.result_type()
+            except CodecError:
+                rtype = None
+            return Result(Outcome.APP_ERROR if rtype in (0, 3) else Outcome.OK, status)
+        return Result(dubbo.status_outcome(status), status)
+
+    @staticmethod
+    def readonly(event: Any) -> bool | None:
+        """For a provider's one-way event: True = readonly ("R"), False = writeable ("W"), None = other."""
+        return event.readonly if isinstance(event, dubbo.DubboEvent) else None
+
+
+class BoltAdapter(RpcAdapter):
+    name = "bolt"
+    Request = bolt.BoltRequest
+    Response = bolt.BoltResponse
+    Heartbeat = bolt.BoltHeartbeat
+    HeartbeatAck = bolt.BoltHeartbeatAck
+    Event = ()
+
+    def decoder(self, max_frame_size: int) -> bolt.BoltDecoder:
+        return bolt.BoltDecoder(max_frame_size)
+
+    def view(self, event: bolt.BoltRequest) -> RpcView:
+        head = event.head()
+        return RpcView(event, self, head.interface or "", head.method or "", head.version or "",
+                       head.unique_id or "")
+
+    def group(self, view: RpcView) -> str:
+        return ""                              # set from the uniqueId when the view is made
+
+    def attachments(self, view: RpcView) -> dict[str, Any]:
+        try:
+            return {k: v for k, v in view.event.header_map().items() if v is not None}
+        except CodecError as exc:
+            view.error = str(exc)
+            return {}
+
+    @staticmethod
+    def timeout_ms(view: RpcView) -> float | None:
+        timeout = view.event.timeout
+        return float(timeout) if timeout > 0 else None
+
+    @staticmethod
+    def oneway(event: bolt.BoltRequest) -> bool:
+        return event.oneway
+
+    @staticmethod
+    def patch_id(frame: bytearray, request_id: int) -> None:
+        bolt.patch_request_id(frame, request_id & 0xFFFFFFFF)
+
+    @staticmethod
+    def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
+        return bolt.reject(event, outcome)
+
+    @staticmethod
+    def heartbeat_ack(event: bolt.BoltHeartbeat) -> bytes:
+        return bolt.encode_heartbeat_ack(event.request_id, version=event.version, ver1=event.ver1, crc=event.crc)
+
+    @staticmethod
+    def heartbeat(request_id: int) -> bytes:
+        return bolt.encode_heartbeat(request_id & 0xFFFFFFFF)
+
+    @staticmethod
+    def result(event: bolt.BoltResponse) -> Result:
+        return Result(bolt.status_outcome(event.status), event.status)
+
+    @staticmethod
+    def readonly(event: Any) -> bool | None:
+        return None
+
+
+ADAPTERS: dict[str, RpcAdapter] = {"dubbo": DubboAdapter(), "bolt": BoltAdapter()}
+
+__all__ = ["ADAPTERS", "BoltAdapter", "DubboAdapter", "RpcAdapter", "RpcView", "UnsupportedSerialization"]
