@@ -118,7 +118,8 @@ def _install_docker_io(install: bool) -> None:
                                 "from docs.docker.com)" + ("" if debian else "; this is not a Debian system"))
     print("docker_engine: installing docker.io with apt-get", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"]):
+    install_cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"]
+    for cmd in (["apt-get", "update", "-qq"], install_cmd):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise EngineUnavailable(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-500:]}")

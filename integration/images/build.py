@@ -152,25 +152,33 @@ def docker_build(client, context: Path, tag: str, buildargs: dict, log_path: Pat
             out.write(text)
             lines += [line for line in text.splitlines() if line.strip()]
             if text.startswith("Step "):
-                log("  " + text.strip())
+                step = text.strip()
+                log("  " + (step if len(step) <= 100 else step[:97] + "..."))
     if not exists(client, tag):
         raise RecipeError(f"building {tag} finished without producing the tag (log: {log_path})")
 
 
-def prune(tags: Tags, client, log: Callable[[str], None] = print) -> list[str]:
-    """Remove our images whose tags are no longer current (an image still used by a container stays)."""
+def prune(tags: Tags, client, log: Callable[[str], None] = print,
+          kinds: tuple[str, ...] = ("base", "zookeeper", "meshd")) -> list[str]:
+    """Remove our images (of these ``kinds``) whose tags are all outdated; returns the removed tags.
+
+    An image that a container still uses is kept (and named in the log). Not run automatically: on a
+    shared engine another test session may still be about to use an older meshd tag.
+    """
     import docker
     current = {tags.base, tags.zookeeper, tags.meshd}
     removed = []
-    for image in client.images.list(filters={"label": IMAGE_LABEL}):
-        stale = [t for t in image.tags if t not in current]
-        if stale and len(stale) == len(image.tags):
+    for kind in kinds:
+        for image in client.images.list(filters={"label": f"{IMAGE_LABEL}={kind}"}):
+            stale = [t for t in image.tags if t not in current]
+            if not stale or len(stale) != len(image.tags):
+                continue
             try:
                 for tag in stale:
                     client.images.remove(tag)
-                removed += stale
+                    removed.append(tag)
             except docker.errors.APIError as exc:
-                log(f"kept {stale}: {exc.explanation}")
+                log(f"kept {', '.join(stale)}: {exc.explanation}")
     return removed
 
 
