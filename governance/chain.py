@@ -178,7 +178,14 @@ class Chain:
 
     def entry(self, resource: str, origin: str = "", args: Sequence[Any] = (),
               attachments: Mapping[Any, Any] | None = None, batch: int = 1, inbound: bool = False) -> Entry:
-        """Enter ``resource`` or raise :class:`BlockError`. See :class:`Entry` for the result."""
+        """Enter ``resource`` or raise :class:`BlockError`; see :class:`Entry` for the result.
+
+        ``origin``: the caller's application (Java ``limitApp`` rules select by it). ``args``: the call's
+        arguments (hotspot ``paramIndex``). ``attachments``: request metadata such as headers or Dubbo
+        attachments (hotspot ``paramKey``). ``batch``: tokens this request takes (default 1).
+        ``inbound``: traffic entering the application; only inbound entries are subject to system rules
+        and counted on the ``__total_inbound_traffic__`` node.
+        """
         plan = self._plans.get(resource) or self._compile(resource)
         now_ns = self._now_ns()
         now = now_ns // 1_000_000

@@ -74,7 +74,8 @@ class Sentinel(Chain):
     load/CPU/memory provider (default ``/proc`` sampling). ``max_resources``: resources tracked with their
     own statistics (G's default 10000); entries of further resources that have no rules share one
     untracked node (regex rules do not reach them; rules naming a resource always do).
-    ``origin_limit``: caller-origin nodes kept per resource for Java ``limitApp`` rules.
+    ``origin_limit``: caller-origin nodes kept per resource for Java ``limitApp`` rules (origin
+    statistics are kept only for resources with a rule naming an origin or ``other``, from its load on).
     ``java_cold_factor``: J's ``csp.sentinel.flow.cold.factor``. ``resource_type``: the metric-log
     classification of every resource (G ``ResTypeCommon`` 0, ``ResTypeRPC`` 2...).
     """
