@@ -49,7 +49,7 @@ def test_prune_removes_outdated_images_unless_a_container_uses_them(docker_engin
     kind = f"prune-test-{uuid.uuid4().hex[:8]}"
     tag = f"meshd-it/{kind}:old"
     docker_engine.images.build(fileobj=io.BytesIO(f"FROM {meshd_images.meshd}\n".encode()), tag=tag,
-                               labels={IMAGE_LABEL: kind}, network_mode="host")
+                               labels={IMAGE_LABEL: kind}, network_mode="host", rm=True, forcerm=True)
     user = docker_engine.containers.create(tag, command=["version"], network="host")
     notes = []
     try:
