@@ -104,18 +104,25 @@ const quietLogger = {
   error(...args) { process.stderr.write(args.map(String).join(' ') + '\n'); },
 };
 
+// process.exit() drops whatever stdout still buffers when it is a pipe: exit once it is flushed
+// (writes complete in order), with a hard exit as a backstop.
+function exit(code) {
+  setTimeout(() => process.exit(code), 5000).unref();
+  process.stdout.write('', () => process.exit(code));
+}
+
 // A guard so that no script outlives its purpose.
 function deadline(ms, what) {
   const t = setTimeout(() => {
     emit({ event: 'fatal', error: { name: 'DeadlineExceeded', message: `${what} did not finish in ${ms} ms` } });
-    process.exit(3);
+    exit(3);
   }, ms);
   t.unref();
 }
 
 function fatal(err) {
   emit({ event: 'fatal', error: describeError(err), stack: err && err.stack });
-  process.exit(2);
+  exit(2);
 }
 
-module.exports = { parseArgs, withEnv, emit, describeError, typedArgs, runLoad, quietLogger, deadline, fatal };
+module.exports = { parseArgs, withEnv, emit, describeError, typedArgs, runLoad, quietLogger, deadline, fatal, exit };

@@ -3,7 +3,7 @@
 
 const net = require('net');
 const { server: { RpcServer } } = require('sofa-rpc-node');
-const { emit, quietLogger } = require('./_common');
+const { emit, exit, quietLogger } = require('./_common');
 
 function demoService(serverId) {
   return {
@@ -50,8 +50,9 @@ async function startProvider(opts, protocol) {
   server.on('request', ({ req }) => {
     requests++;
     if (opts.verbose === 'true') {
-      emit({ event: 'request', n: requests, service: req.data.serverSignature, method: req.data.methodName,
-        args: req.data.args });
+      emit({ event: 'request', n: requests, id: req.packetId, service: req.data.serverSignature,
+        method: req.data.methodName, args: req.data.args, argSigs: req.data.methodArgSigs,
+        props: req.data.requestProps, timeout: req.options && req.options.timeout });
     }
   });
   server.on('error', () => {});   // service errors are answered to the caller; keep serving
@@ -62,7 +63,7 @@ async function startProvider(opts, protocol) {
   const stop = async () => {
     try { await server.close(); } catch (e) { /* closing anyway */ }
     emit({ event: 'stopped', requests });
-    process.exit(0);
+    exit(0);
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

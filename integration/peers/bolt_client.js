@@ -6,7 +6,7 @@
 // Each connection is its own RpcClient. Prints one {"event":"result","i","conn","ok","value"|"error","ms"}
 // per call and {"event":"summary","count","ok","errors","elapsed_ms"}; exit 0 when it ran (check the
 // summary), 2 on a fatal error, 3 when --deadline-ms passed.
-const { parseArgs, withEnv, typedArgs, runLoad, quietLogger, deadline, fatal } = require('./_common');
+const { parseArgs, withEnv, typedArgs, runLoad, quietLogger, deadline, fatal, exit } = require('./_common');
 
 const opts = parseArgs(process.argv.slice(2), withEnv({
   address: '127.0.0.1:12200', interface: 'com.example.Calc', version: '1.0', uniqueId: '', method: 'add',
@@ -38,7 +38,7 @@ async function main() {
     call: (w) => w.consumer.invoke(opts.method, args, { responseTimeout: Number(opts.timeout) }),
   });
   await Promise.all(workers.map(w => w.client.close().catch(() => {})));
-  process.exit(0);
+  exit(0);
 }
 
 main().catch(fatal);

@@ -7,7 +7,7 @@
 // Each connection is its own DirectlyDubbo. Without --types, strings go as java.lang.String, integers as
 // int, other numbers as double, booleans as boolean. Output as bolt_client.js; a non-20 status or an
 // exception result is {"ok":false,"error":{...}}.
-const { parseArgs, withEnv, runLoad, deadline, fatal } = require('./_common');
+const { parseArgs, withEnv, runLoad, deadline, fatal, exit } = require('./_common');
 
 const opts = parseArgs(process.argv.slice(2), withEnv({
   address: '127.0.0.1:20880', interface: 'org.example.DemoService', version: '1.0.0', group: '',
@@ -48,7 +48,7 @@ async function main() {
       return res;
     },
   });
-  process.exit(0);
+  exit(0);
 }
 
 main().catch(fatal);

@@ -1,11 +1,13 @@
 'use strict';
 // Hessian oracle: decode every value of a body with hessian.js-1 (draft grammar) or hessian.js (final).
 //   node hessian_decode.js --dialect draft|final --hex <hex>      (or the hex on stdin)
-// Prints {"values":[...]} (Buffers as {"$binary":hex}, Dates as {"$date":ms}, Longs as numbers/strings,
-// Java exceptions as {"$error":message}) or {"error":...} when the oracle fails.
-const { parseArgs, fatal } = require('./_common');
+//   node hessian_decode.js --dialect draft|final --batch          (stdin: JSON array of hex bodies)
+// Prints {"values":[...]} (Buffers as {"$binary":hex}, Dates as {"$date":ms}, Longs as numbers, or strings
+// beyond 2^53, Java exceptions as {"$error":message}) or {"error":...,"values":[...]} when the oracle fails;
+// with --batch one line {"results":[...]} holding one such object per body.
+const { parseArgs, fatal, exit } = require('./_common');
 
-const opts = parseArgs(process.argv.slice(2), { dialect: 'draft', hex: '' });
+const opts = parseArgs(process.argv.slice(2), { dialect: 'draft', hex: '', batch: 'false' });
 
 function plain(v, seen = new Set()) {
   if (v === null || v === undefined) return null;
@@ -26,7 +28,7 @@ function plain(v, seen = new Set()) {
   return out;
 }
 
-function main(hex) {
+function decodeBody(hex) {
   const buf = Buffer.from(hex.trim(), 'hex');
   const Decoder = opts.dialect === 'final' ? require('hessian.js').DecoderV2 : require('hessian.js-1').DecoderV2;
   const d = new Decoder(buf);
@@ -34,11 +36,15 @@ function main(hex) {
   try {
     while (d.byteBuffer.position() < buf.length) values.push(plain(d.read()));
   } catch (err) {
-    process.stdout.write(JSON.stringify({ error: err.message, values }) + '\n');
-    process.exit(0);
+    return { error: err.message, values };
   }
-  process.stdout.write(JSON.stringify({ values }) + '\n');
-  process.exit(0);
+  return { values };
+}
+
+function main(input) {
+  const out = opts.batch === 'true' ? { results: JSON.parse(input).map(decodeBody) } : decodeBody(input);
+  process.stdout.write(JSON.stringify(out) + '\n');
+  exit(0);
 }
 
 if (opts.hex) {

@@ -1,0 +1,26 @@
+"""Helpers for the peer tests (kept out of conftest.py so that test modules can import them)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def meshd_call(*args: Any, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m meshd call ...`` as a user would."""
+    return subprocess.run([sys.executable, "-m", "meshd", "call", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def result_json(proc: subprocess.CompletedProcess[str]) -> Any:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
