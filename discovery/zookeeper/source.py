@@ -166,6 +166,12 @@ class ZooKeeperSource(Source):
         self.connection = "stopped"
         self._set_stale(True)
 
+    @property
+    def client(self):
+        """The kazoo client (None before :meth:`start`), for diagnostics and fault-injection tests only:
+        calling it directly bypasses the loop marshalling."""
+        return self._bridge.client if self._bridge else None
+
     # -- connection state (posted by the bridge) ------------------------------------------------------
     def _on_state(self, state: str) -> None:
         if self._stopping:
@@ -188,12 +194,19 @@ class ZooKeeperSource(Source):
                             self.name, session or 0)
         self._session_id = session
         if len(self._registrar) or self._registrar.orphans:
-            self._spawn(self._restore_registrations())
-        self._watches.resync()
+            # Re-create our nodes before reading the tree again, so that our own providers do not flap out
+            # of the model after a session expiry (the read would otherwise race the re-creation).
+            self._spawn(self._restore_registrations(resync=True))
+        else:
+            self._watches.resync()
 
-    async def _restore_registrations(self) -> None:
-        ok = await self._registrar.recreate()
-        await self._registrar.delete_orphans()
+    async def _restore_registrations(self, resync: bool = False) -> None:
+        try:
+            ok = await self._registrar.recreate()
+            await self._registrar.delete_orphans()
+        finally:
+            if resync and self._bridge.connected and not self._stopping:
+                self._watches.resync()
         if not ok:
             self._error(self._registrar.last_error)
             if self._bridge.connected and not self._stopping:
