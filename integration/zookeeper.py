@@ -4,11 +4,12 @@
 standalone Java process bound to ``127.0.0.1`` on a free port, with a fresh temporary ``dataDir``::
 
     reason = ZooKeeperServer.available()          # None, or why it cannot run ("Debian package 'zookeeper' ...")
-    with ZooKeeperServer() as zk:                 # start() waits until `ruok` answers `imok`
+    with ZooKeeperServer() as zk:                 # start() waits for `ruok` → `imok` and a serving `stat`
         client = KazooClient(zk.hosts("/my-chroot")); client.start()
         zk.stop(); zk.start()                     # same port and data dir: sessions resume (or expire)
         zk.expire_session(client)                 # real server-side expiry, then waits for the reconnect
         zk.drop_connection(client)                # the client's TCP connection is cut; it reconnects
+        KazooClient(zk.address, auth_data=[SUPER_AUTH])   # the superuser: ACLs do not apply
         with ZooKeeperProxy(zk.address) as proxy:  # clients connect to proxy.address instead ...
             proxy.partition()                     # ... and lose their connections until proxy.heal()
 
@@ -22,6 +23,8 @@ objects are meant to be driven from one test thread.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import socket
@@ -42,6 +45,8 @@ CLASSPATH: tuple[tuple[str, str], ...] = (
     ("jackson-core.jar", "libjackson2-core-java"), ("jackson-annotations.jar", "libjackson2-annotations-java"),
 )
 MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"
+#: Digest credentials of the server's superuser (bypasses ACLs), for fixtures that must clean up anything.
+SUPER_AUTH = ("digest", "super:meshd-test")
 
 
 class ZooKeeperError(RuntimeError):
@@ -108,12 +113,19 @@ class ZooKeeperServer:
         """A kazoo ``hosts`` string for this server, optionally with a chroot (``"/tests-1"``)."""
         return self.address + chroot
 
+    @staticmethod
+    def _super_digest() -> str:
+        user, _, _ = SUPER_AUTH[1].partition(":")
+        digest = base64.b64encode(hashlib.sha1(SUPER_AUTH[1].encode()).digest()).decode()
+        return f"{user}:{digest}"
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> "ZooKeeperServer":
-        """Start the Java process (same port and data dir as before) and wait for ``ruok`` → ``imok``."""
+        """Start the Java process (same port and data dir as before) and wait until it serves sessions
+        (``ruok`` → ``imok`` and ``stat`` reports a running server)."""
         if self.running:
             return self
         reason = self.available(self.jar_dir)
@@ -127,7 +139,9 @@ class ZooKeeperServer:
         classpath = os.pathsep.join(str(self.jar_dir / jar) for jar, _ in CLASSPATH)
         self._log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(
-            [self.java, "-Xmx256m", "-Dzookeeper.jmx.log4j.disable=true", "-cp", classpath, MAIN_CLASS, str(config)],
+            [self.java, "-Xmx256m", "-Dzookeeper.jmx.log4j.disable=true",
+             f"-Dzookeeper.DigestAuthenticationProvider.superDigest={self._super_digest()}",
+             "-cp", classpath, MAIN_CLASS, str(config)],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         self._wait_ready()
@@ -138,7 +152,9 @@ class ZooKeeperServer:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ZooKeeperError(f"ZooKeeper exited with {self._proc.returncode} on {self.address}: {self.log_tail()}")
-            if four_letter_word(self.host, self.port, "ruok", timeout=0.5) == "imok":
+            # `ruok` answers imok before the server serves sessions; `stat` says whether it does.
+            if four_letter_word(self.host, self.port, "ruok", timeout=0.5) == "imok" and \
+                    four_letter_word(self.host, self.port, "stat", timeout=0.5).startswith("Zookeeper version"):
                 return
             time.sleep(0.05)
         self.stop()
