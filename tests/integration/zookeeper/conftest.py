@@ -11,7 +11,7 @@ import uuid
 import pytest
 from kazoo.client import KazooClient
 
-from integration.zookeeper import ZooKeeperServer
+from integration.zookeeper import SUPER_AUTH, ZooKeeperServer
 
 
 def _skip_if_unavailable() -> None:
@@ -32,7 +32,7 @@ def zk_server():
 @pytest.fixture
 def zk_chroot(zk_server):
     chroot = f"/test-{uuid.uuid4().hex[:12]}"
-    admin = KazooClient(zk_server.address)
+    admin = KazooClient(zk_server.address, auth_data=[SUPER_AUTH])   # cleans up whatever ACLs a test set
     admin.start(timeout=15)
     admin.ensure_path(chroot)
     yield chroot
