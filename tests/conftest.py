@@ -33,8 +33,8 @@ def http_backend(loop_thread: LoopThread) -> Iterator[Callable[..., HttpBackend]
 
 
 @pytest.fixture
-def meshd(tmp_path) -> Iterator[Callable[..., MeshdProcess]]:
-    """``meshd(config)`` runs ``meshd run`` as a subprocess until the test ends (its log is shown on failure)."""
+def meshd_run(tmp_path) -> Iterator[Callable[..., MeshdProcess]]:
+    """``meshd_run(config)`` runs ``meshd run`` as a subprocess until the test ends (its log is shown on failure)."""
     procs: list[MeshdProcess] = []
 
     def start(config: dict, name: str = "meshd", **kwargs: Any) -> MeshdProcess:
@@ -52,7 +52,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        procs = item.funcargs.get("meshd")
+        procs = item.funcargs.get("meshd_run")
         closure = getattr(procs, "__closure__", None) if callable(procs) else None
         for cell in closure or ():
             value = cell.cell_contents

@@ -421,7 +421,10 @@ class RpcExchange:
         self.outcome = outcome
         self.flags = outcome.response_flag
         self.status = outcome.value
-        if outcome is not Outcome.BLOCKED:
+        if outcome is Outcome.BAD_REQUEST:
+            log.warning("listener %s: refused a %s request from %s: %s", self.down.ctx.name, self.adapter.name,
+                        self.down.peer, detail)
+        else:
             log.debug("listener %s: %s answered %s: %s", self.down.ctx.name, self.adapter.name, outcome.value,
                       detail)
         self._finish()

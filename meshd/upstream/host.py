@@ -14,7 +14,7 @@ from discovery.model import Endpoint
 
 class Host:
     __slots__ = ("endpoint", "address", "host", "port", "weight", "cluster", "active_requests", "hc_healthy",
-                 "hc_failed", "ejected_until", "ejections", "pools", "stats", "consecutive")
+                 "hc_failed", "ejected_until", "ejections", "pools", "stats", "consecutive", "draining")
 
     def __init__(self, endpoint: Endpoint, cluster: str) -> None:
         self.cluster = cluster
@@ -31,6 +31,7 @@ class Host:
         self.consecutive: dict[str, int] = {}  # outlier detection counters by kind
         self.pools: dict[str, Any] = {}        # protocol → pool
         self.stats = {"requests": 0, "errors": 0}
+        self.draining = False                  # the provider said readonly on every connection (Dubbo)
 
     def update(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -45,7 +46,7 @@ class Host:
         return self.endpoint.zone
 
     def healthy(self, now: float) -> bool:
-        return self.endpoint.routable and self.hc_healthy and self.ejected_until <= now
+        return self.endpoint.routable and self.hc_healthy and self.ejected_until <= now and not self.draining
 
     def to_json(self, now: float) -> dict:
         data = self.endpoint.to_json()
@@ -55,6 +56,7 @@ class Host:
             "outlier": {"ejected": self.ejected_until > now, "ejections": self.ejections,
                         "ejected_for_s": round(max(0.0, self.ejected_until - now), 3)},
             "active_requests": self.active_requests,
+            "draining": self.draining,
             "stats": dict(self.stats),
             "connections": {proto: pool.describe() for proto, pool in self.pools.items()},
         })

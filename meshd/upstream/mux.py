@@ -103,6 +103,7 @@ class MuxConnection(asyncio.Protocol):
                         self.draining = readonly
                         log.info("%s: provider %s says %s", adapter.name, self.pool.host.address,
                                  "readonly: no new requests on this connection" if readonly else "writeable")
+                        self.pool.readonly_changed()
                 elif not isinstance(ev, tuple):
                     break                     # CLOSED
         except CodecError as exc:
@@ -158,8 +159,7 @@ class MuxPool:
         conn = self._best()
         want = self.settings.connections_per_endpoint
         if conn is not None:
-            if len(self.conns) + self.connecting < want and self.connecting == 0 and \
-                    len(conn.inflight) > 0:
+            if self.connecting == 0 and len(conn.inflight) > 0 and self._usable() < want:
                 self._open()                  # spread load: grow towards connections_per_endpoint
             waiter.upstream_ready(conn)
             return
@@ -169,8 +169,8 @@ class MuxPool:
             return
         self.waiters.append(waiter)
         self.cluster.pending += 1
-        if self.connecting == 0 and len(self.conns) + self.connecting < want:
-            self._open()
+        if self.connecting == 0:
+            self._open()                      # none usable (none yet, or all draining after readonly)
 
     def _best(self) -> MuxConnection | None:
         best = None
@@ -178,6 +178,16 @@ class MuxPool:
             if conn.usable and (best is None or len(conn.inflight) < len(best.inflight)):
                 best = conn
         return best
+
+    def _usable(self) -> int:
+        return sum(1 for c in self.conns if c.usable)
+
+    def readonly_changed(self) -> None:
+        """A provider that went readonly on every connection is draining: no new request is sent to it."""
+        draining = bool(self.conns) and self._usable() == 0
+        if draining != self.host.draining:
+            self.host.draining = draining
+            self.cluster.invalidate()
 
     def cancel(self, waiter: Any) -> None:
         try:
@@ -192,6 +202,8 @@ class MuxPool:
             self.cluster.connections -= 1
             if self.stats is not None:
                 self.stats.upstream_connection_closed(self.host)
+            if self.host.draining:
+                self.readonly_changed()
 
     def sweep(self, now: float) -> None:
         """Heartbeats on quiet connections; close the ones that missed too many, and idle spares."""
@@ -253,6 +265,8 @@ class MuxPool:
         self.conns.append(conn)
         if self.stats is not None:
             self.stats.upstream_connection_opened(host)
+        if host.draining:
+            self.readonly_changed()
         waiters, self.waiters = self.waiters, deque()
         self.cluster.pending -= len(waiters)
         writebatch.begin()

@@ -42,9 +42,9 @@ def server_of(body: bytes) -> str:
     return json.loads(body)["server"]
 
 
-def test_forwards_with_keepalive_and_round_robin(meshd, http_backend):
+def test_forwards_with_keepalive_and_round_robin(meshd_run, http_backend):
     b1, b2 = http_backend("b1"), http_backend("b2")
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
                           [{"name": "c", "endpoints": [{"address": b1.address}, {"address": b2.address}]}]))
     conn = http.client.HTTPConnection("127.0.0.1", m.port("http"), timeout=5)
     seen = Counter()
@@ -63,9 +63,9 @@ def test_forwards_with_keepalive_and_round_robin(meshd, http_backend):
     assert conns == [1, 1], "one keep-alive upstream connection per endpoint for one sequential client"
 
 
-def test_weighted_clusters_split(meshd, http_backend):
+def test_weighted_clusters_split(meshd_run, http_backend):
     a, b = http_backend("a"), http_backend("b")
-    m = meshd(base_config(
+    m = meshd_run(base_config(
         [{"match": {"prefix": "/"}, "route": {"weighted_clusters": [{"cluster": "ca", "weight": 90},
                                                                      {"cluster": "cb", "weight": 10}]}}],
         [{"name": "ca", "endpoints": [{"address": a.address}]}, {"name": "cb", "endpoints": [{"address": b.address}]}]))
@@ -78,9 +78,9 @@ def test_weighted_clusters_split(meshd, http_backend):
     assert 60 <= seen["b"] <= 140 and seen["a"] + seen["b"] == 1000
 
 
-def test_header_manipulation_and_direct_response(meshd, http_backend):
+def test_header_manipulation_and_direct_response(meshd_run, http_backend):
     b = http_backend("b")
-    m = meshd(base_config([
+    m = meshd_run(base_config([
         {"match": {"path": "/health"}, "direct_response": {"status": 200, "body": "meshd says ok"}},
         {"match": {"prefix": "/"}, "route": {"cluster": "c"},
          "request_headers_to_add": [{"header": {"key": "x-added", "value": "1"}},
@@ -99,7 +99,7 @@ def test_header_manipulation_and_direct_response(meshd, http_backend):
     assert (status, body) == (200, b"meshd says ok")
 
 
-def test_header_and_host_matching(meshd, http_backend):
+def test_header_and_host_matching(meshd_run, http_backend):
     a, b, c = http_backend("a"), http_backend("b"), http_backend("c")
     config = base_config([], [{"name": n, "endpoints": [{"address": x.address}]} for n, x in
                               (("ca", a), ("cb", b), ("cc", c))])
@@ -109,7 +109,7 @@ def test_header_and_host_matching(meshd, http_backend):
             {"match": {"prefix": "/"}, "route": {"cluster": "ca"}}]},
         {"name": "rest", "domains": ["*"], "routes": [{"match": {"regex": "/r/[0-9]+"}, "route": {"cluster": "cc"}}]},
     ]}]
-    m = meshd(config)
+    m = meshd_run(config)
     p = m.port("http")
     assert server_of(get(p, "/", {"Host": "api.example.com:8080"})[2]) == "a"
     assert server_of(get(p, "/", {"Host": "v1.api.example.com", "x-canary": "1"})[2]) == "b"
@@ -118,11 +118,11 @@ def test_header_and_host_matching(meshd, http_backend):
     assert status == 404 and b"no route" in body
 
 
-def test_error_statuses_and_flags(meshd, http_backend, tmp_path):
+def test_error_statuses_and_flags(meshd_run, http_backend, tmp_path):
     b = http_backend("slow")
     dead = free_port()
     log = tmp_path / "access.log"
-    m = meshd(base_config([
+    m = meshd_run(base_config([
         {"match": {"prefix": "/slow"}, "route": {"cluster": "c", "timeout": "300ms"}},
         {"match": {"prefix": "/dead"}, "route": {"cluster": "dead"}},
         {"match": {"prefix": "/empty"}, "route": {"cluster": "empty"}},
@@ -151,10 +151,10 @@ def test_error_statuses_and_flags(meshd, http_backend, tmp_path):
     assert 'meshd_requests_total{cluster="c",listener="http",outcome="UT",protocol="http",status="504"} 1.0' in prom
 
 
-def test_retries_5xx_on_other_host_but_not_post(meshd, http_backend):
+def test_retries_5xx_on_other_host_but_not_post(meshd_run, http_backend):
     good, bad = http_backend("good"), http_backend("bad")
     bad.script.status = 503
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {
         "cluster": "c", "retry_policy": {"retry_on": "5xx", "num_retries": 2, "retry_back_off": {"base_interval": "1ms"}}}}],
         [{"name": "c", "lb_policy": "round_robin", "endpoints": [{"address": good.address}, {"address": bad.address}]}]))
     p = m.port("http")
@@ -167,10 +167,10 @@ def test_retries_5xx_on_other_host_but_not_post(meshd, http_backend):
     assert bad.script.requests - bad_before == 5
 
 
-def test_per_try_timeout_then_success_on_next_host(meshd, http_backend):
+def test_per_try_timeout_then_success_on_next_host(meshd_run, http_backend):
     slow, fast = http_backend("slow"), http_backend("fast")
     slow.script.delay = 2.0
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {
         "cluster": "c", "timeout": "1500ms",
         "retry_policy": {"retry_on": "timeout", "num_retries": 1, "per_try_timeout": "200ms",
                          "retry_back_off": {"base_interval": "1ms"}}}}],
@@ -183,9 +183,9 @@ def test_per_try_timeout_then_success_on_next_host(meshd, http_backend):
         assert time.monotonic() - t0 < 1.4
 
 
-def test_large_bodies_stream_without_buffering(meshd, http_backend):
+def test_large_bodies_stream_without_buffering(meshd_run, http_backend):
     b = http_backend("big")
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c", "timeout": "60s"}}],
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c", "timeout": "60s"}}],
                           [{"name": "c", "endpoints": [{"address": b.address}]}]))
     pid = m.proc.pid
     size = 100 * 1024 * 1024
@@ -243,9 +243,9 @@ def raw_exchange(port: int, data: bytes, expect: int, timeout: float = 5.0) -> b
     return buf
 
 
-def test_pipelining_expect_continue_and_connection_close(meshd, http_backend):
+def test_pipelining_expect_continue_and_connection_close(meshd_run, http_backend):
     b = http_backend("b")
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
                           [{"name": "c", "endpoints": [{"address": b.address}]}]))
     p = m.port("http")
     out = raw_exchange(p, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -267,9 +267,9 @@ def test_pipelining_expect_continue_and_connection_close(meshd, http_backend):
     assert out.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in out.lower()
 
 
-def test_malformed_request_gets_400_and_others_keep_working(meshd, http_backend):
+def test_malformed_request_gets_400_and_others_keep_working(meshd_run, http_backend):
     b = http_backend("b")
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
                           [{"name": "c", "endpoints": [{"address": b.address}]}]))
     p = m.port("http")
     out = raw_exchange(p, b"GARBAGE\x00\x01 / HTTP/9\r\n\r\n", 1)
@@ -279,11 +279,11 @@ def test_malformed_request_gets_400_and_others_keep_working(meshd, http_backend)
     assert get(p, "/")[0] == 200
 
 
-def test_file_source_applies_changes_live_and_rejects_broken_files(meshd, http_backend, tmp_path):
+def test_file_source_applies_changes_live_and_rejects_broken_files(meshd_run, http_backend, tmp_path):
     a, b = http_backend("a"), http_backend("b")
     clusters = tmp_path / "clusters.yaml"
     clusters.write_text(f"clusters:\n  - name: c\n    endpoints: [{{address: '{a.address}'}}]\n")
-    m = meshd({**base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}], []),
+    m = meshd_run({**base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}], []),
                "discovery": [{"type": "file", "path": str(clusters)}]})
     p = m.port("http")
     assert server_of(get(p, "/")[2]) == "a"
@@ -299,10 +299,10 @@ def test_file_source_applies_changes_live_and_rejects_broken_files(meshd, http_b
     assert "not-an-address" in source["last_error"] and source["rejects"] == 1
 
 
-def test_drain_on_sigterm_loses_no_request(meshd, http_backend):
+def test_drain_on_sigterm_loses_no_request(meshd_run, http_backend):
     b = http_backend("b")
     b.script.delay = 0.5
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
                           [{"name": "c", "endpoints": [{"address": b.address}]}], drain_timeout="5s"))
     p = m.port("http")
     results: list = []
@@ -329,9 +329,9 @@ def test_drain_on_sigterm_loses_no_request(meshd, http_backend):
         socket.create_connection(("127.0.0.1", p), timeout=1)
 
 
-def test_admin_endpoints(meshd, http_backend):
+def test_admin_endpoints(meshd_run, http_backend):
     b = http_backend("b")
-    m = meshd(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
+    m = meshd_run(base_config([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}],
                           [{"name": "c", "endpoints": [{"address": b.address, "metadata": {"version": "v1"}}]}]))
     assert m.admin("/healthz") == (200, "ok\n")
     assert json.loads(m.admin("/ready")[1]) == {"ready": True}

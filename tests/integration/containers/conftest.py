@@ -12,12 +12,6 @@ import pytest
 
 
 @pytest.fixture
-def meshd(meshd_container):
-    """The plugin's container factory: tests/conftest.py's ``meshd`` (a subprocess) would shadow it here."""
-    return meshd_container
-
-
-@pytest.fixture
 def own_zookeeper(meshd_images):
     """A ZooKeeperContainer of this test alone: faults (pause, stop) must not hit the shared one."""
     from integration.containers import ZooKeeperContainer
