@@ -11,17 +11,20 @@ SofaRequest object, looked up by name in its class definition (sofa-rpc-node sen
 
 from __future__ import annotations
 
+import struct
 from typing import Any, NamedTuple
 
 from meshd.codec.base import ProtocolError, UnsupportedSerialization
 from meshd.codec.bolt.frame import (
-    CODEC_HESSIAN2, CODEC_NAMES, PROTOCOL, BoltHeader, decode_header_map, header_value, parse_header,
+    CODEC_HESSIAN2, CODEC_NAMES, PROTO_V1, PROTO_V2, PROTOCOL, TYPE_RESPONSE, decode_header_map, header_value,
 )
 from meshd.codec.hessian2.draft import DraftReader
 from meshd.codec.hessian2.final import FinalReader
 from meshd.codec.hessian2.reader import Reader
 from meshd.codec.hessian2.values import JavaObject
 
+_SLOW = object()
+_new = tuple.__new__
 SERVICE_HEADER = b"service"
 METHOD_HEADER = b"sofa_head_method_name"
 
@@ -57,79 +60,143 @@ class SofaResponse(NamedTuple):
 
 
 class Sections(NamedTuple):
-    """Offsets of the three variable sections inside a frame."""
+    """Offsets of the three variable sections inside a frame, plus the fields body parsing needs."""
 
     class_start: int
     header_start: int
     content_start: int
     content_end: int
+    codec: int
+    request_id: int
 
 
-def sections(frame: bytes | bytearray) -> tuple[BoltHeader, Sections]:
-    header = parse_header(frame)
-    if header is None:  # the decoder only hands out complete frames
-        raise ProtocolError("incomplete frame", protocol=PROTOCOL)
-    a = header.size
-    b = a + header.class_len
-    c = b + header.header_len
-    return header, Sections(a, b, c, c + header.content_len)
+_LENGTHS = struct.Struct(">HHI")
+_U32 = struct.Struct(">I")
+# fixed header size and offset of (classLen, headerLen, contentLen) by (proto, is_response)
+_LAYOUT = {(PROTO_V1, False): (22, 14), (PROTO_V1, True): (20, 12), (PROTO_V2, False): (24, 16),
+           (PROTO_V2, True): (22, 14)}
+
+
+def sections(frame: bytes | bytearray) -> Sections:
+    """Section offsets of a complete frame (as handed out by the decoder): two unpacks, no header object."""
+    proto = frame[0]
+    size, at = _LAYOUT[proto, frame[1 if proto == PROTO_V1 else 2] == TYPE_RESPONSE]
+    clen, hlen, blen = _LENGTHS.unpack_from(frame, at)
+    a = size
+    b = a + clen
+    c = b + hlen
+    if proto == PROTO_V1:
+        codec, rid = frame[9], _U32.unpack_from(frame, 5)[0]
+    else:
+        codec, rid = frame[10], _U32.unpack_from(frame, 6)[0]
+    return _new(Sections, (a, b, c, c + blen, codec, rid))
 
 
 def class_name(frame: bytes | bytearray) -> str | None:
-    header, s = sections(frame)
+    s = sections(frame)
     if s.header_start == s.class_start:
         return None
     try:
         return frame[s.class_start:s.header_start].decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError("class name is not UTF-8", protocol=PROTOCOL, request_id=header.request_id) from None
+        raise ProtocolError("class name is not UTF-8", protocol=PROTOCOL, request_id=s.request_id) from None
 
 
 def header_map(frame: bytes | bytearray) -> dict[str, str | None]:
-    header, s = sections(frame)
+    s = sections(frame)
     try:
         return decode_header_map(frame, s.header_start, s.content_start)
     except ProtocolError as e:
-        e.request_id = header.request_id
+        e.request_id = s.request_id
         raise
 
 
-def header(frame: bytes | bytearray, name: str | bytes) -> str | None:
-    hdr, s = sections(frame)
+def header(frame: bytes | bytearray, name: str | bytes, s: Sections | None = None) -> str | None:
+    s = s or sections(frame)
     key = name.encode() if isinstance(name, str) else name
     try:
         return header_value(frame, s.header_start, s.content_start, key)
     except ProtocolError as e:
-        e.request_id = hdr.request_id
+        e.request_id = s.request_id
         raise
 
 
-def content_reader(frame: bytes | bytearray) -> Reader:
+def content_reader(frame: bytes | bytearray, s: Sections | None = None) -> Reader:
     """A hessian reader over the content, in the grammar the first byte announces."""
-    hdr, s = sections(frame)
-    if hdr.codec != CODEC_HESSIAN2:
-        name = CODEC_NAMES.get(hdr.codec, "unknown")
-        raise UnsupportedSerialization(f"content uses codec {hdr.codec} ({name}); only hessian2 (1) is parsed",
-                                       protocol=PROTOCOL, request_id=hdr.request_id, serialization_id=hdr.codec)
+    s = s or sections(frame)
+    if s.codec != CODEC_HESSIAN2:
+        name = CODEC_NAMES.get(s.codec, "unknown")
+        raise UnsupportedSerialization(f"content uses codec {s.codec} ({name}); only hessian2 (1) is parsed",
+                                       protocol=PROTOCOL, request_id=s.request_id, serialization_id=s.codec)
     if s.content_start < s.content_end and frame[s.content_start] == 0x43:
         return FinalReader(frame, s.content_start, s.content_end)
     return DraftReader(frame, s.content_start, s.content_end)
 
 
-def content_method_name(frame: bytes | bytearray) -> str | None:
+# Clients repeat the same SofaRequest class definition in every request (definitions are per body). The
+# bytes of recently seen definitions map to the position of ``methodName`` among the fields, so that the
+# next request only compares bytes and reads one compact string. Anything unexpected takes the reader.
+_DEF_CACHE: dict[bytes, tuple[bytes, int]] = {}     # definition bytes -> (instance lead bytes, field index)
+_DEF_CACHE_SIZE = 16
+
+
+def _cached_method_name(frame: bytes | bytearray, s: Sections) -> Any:
+    start, end = s.content_start, s.content_end
+    for key, (lead, index) in _DEF_CACHE.items():
+        if frame.startswith(key, start) and frame.startswith(lead, start + len(key)):
+            p = start + len(key) + len(lead)
+            for _ in range(index):                      # skip earlier fields: compact forms only
+                if p >= end:
+                    return _SLOW
+                b = frame[p]
+                if b < 0x20:
+                    p += 1 + b
+                elif b in (0x4E, 0x54, 0x46) or 0x80 <= b <= 0xBF:
+                    p += 1
+                else:
+                    return _SLOW
+            if p < end and frame[p] < 0x20 and p + 1 + frame[p] <= end:
+                raw = frame[p + 1:p + 1 + frame[p]]
+                if raw.isascii():
+                    return raw.decode("ascii")
+            return _SLOW
+    return _SLOW
+
+
+def content_method_name(frame: bytes | bytearray, s: Sections | None = None) -> str | None:
     """The ``methodName`` field of the SofaRequest object, skipping the other fields (not the arguments)."""
-    r = content_reader(frame)
+    s = s or sections(frame)
+    if s.codec == CODEC_HESSIAN2:
+        cached = _cached_method_name(frame, s)
+        if cached is not _SLOW:
+            return cached
+    r = content_reader(frame, s)
     if r.at_end:
         return None
     cdef = r.begin_object()
     if cdef is None:
         return None
+    _remember_definition(frame, s, r, cdef)
     for name in cdef.fields:
         if name == "methodName":
             value = r.read()
             return value if isinstance(value, str) else None
         r.skip()
     return None
+
+
+def _remember_definition(frame: bytes | bytearray, s: Sections, r: Reader, cdef: Any) -> None:
+    """Cache the definition bytes when the body starts with exactly one definition and instance 0."""
+    if "methodName" not in cdef.fields or len(r.classes) != 1:
+        return
+    draft = isinstance(r, DraftReader)
+    lead = b"o\x90" if draft else b"\x60"
+    lead_at = r.pos - len(lead)
+    if bytes(frame[lead_at:r.pos]) != lead:
+        return
+    if len(_DEF_CACHE) >= _DEF_CACHE_SIZE:
+        _DEF_CACHE.pop(next(iter(_DEF_CACHE)))
+    _DEF_CACHE[bytes(frame[s.content_start:lead_at])] = (lead, cdef.fields.index("methodName"))
 
 
 def split_service(service: str | None) -> tuple[str | None, str | None, str | None]:
@@ -141,16 +208,16 @@ def split_service(service: str | None) -> tuple[str | None, str | None, str | No
 
 
 def request_head(frame: bytes | bytearray) -> BoltRequestHead:
+    s = sections(frame)
     try:
-        service = header(frame, SERVICE_HEADER)
-        method = header(frame, METHOD_HEADER)
+        service = header(frame, SERVICE_HEADER, s)
+        method = header(frame, METHOD_HEADER, s)
         if method is None:
-            method = content_method_name(frame)
+            method = content_method_name(frame, s)
     except ProtocolError as e:
-        if e.request_id is None:
-            e.request_id = parse_header(frame).request_id  # type: ignore[union-attr]
+        e.request_id = s.request_id
         raise
-    return BoltRequestHead(service, *split_service(service), method)
+    return _new(BoltRequestHead, (service, *split_service(service), method))
 
 
 def _as_dict(value: Any) -> dict[Any, Any]:
@@ -170,7 +237,7 @@ def sofa_request(frame: bytes | bytearray) -> SofaRequest:
             raise ProtocolError("methodArgSigs is not a list", protocol=PROTOCOL)
         args = [r.read() for _ in sigs]
     except ProtocolError as e:
-        e.request_id = parse_header(frame).request_id  # type: ignore[union-attr]
+        e.request_id = sections(frame).request_id
         raise
     return SofaRequest(obj.get("methodName"), list(sigs), obj.get("targetServiceUniqueName"),
                        obj.get("targetAppName"), _as_dict(obj.get("requestProps")), args)
@@ -182,7 +249,7 @@ def sofa_response(frame: bytes | bytearray) -> SofaResponse:
     try:
         obj = None if r.at_end else r.read()
     except ProtocolError as e:
-        e.request_id = parse_header(frame).request_id  # type: ignore[union-attr]
+        e.request_id = sections(frame).request_id
         raise
     if isinstance(obj, str):
         return SofaResponse(True, obj, None, {})
@@ -198,5 +265,5 @@ def content_value(frame: bytes | bytearray) -> Any:
     try:
         return None if r.at_end else r.read()
     except ProtocolError as e:
-        e.request_id = parse_header(frame).request_id  # type: ignore[union-attr]
+        e.request_id = sections(frame).request_id
         raise

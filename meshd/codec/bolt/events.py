@@ -62,7 +62,7 @@ class _FrameInfo:
         return _body.header(self.frame, name)
 
     def content(self) -> bytes:
-        _, s = _body.sections(self.frame)
+        s = _body.sections(self.frame)
         return bytes(self.frame[s.content_start:s.content_end])
 
 

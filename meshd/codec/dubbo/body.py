@@ -101,84 +101,85 @@ def check_hessian2(flag: int, request_id: int) -> None:
 
 _SLOW = object()
 _new = tuple.__new__
+HEAD_WINDOW = 1024
+"""Body bytes scanned by the head fast path; a longer head takes the full reader."""
+META_WINDOW = 16 * 1024
+"""Bodies up to this size try the attachments fast path; larger ones take the full reader."""
+
+# The fast paths read a latin-1 view of the body: one C-level decode, then str indexing and slicing (each
+# char is one byte). They accept only compact ASCII strings, nulls, compact ints and booleans, and hand
+# anything else to the full hessian reader at the same offset, so they never change a result.
 
 
-def _fast_str(frame: bytes | bytearray, p: int, end: int) -> tuple[Any, int]:
-    """A compact ASCII string or null at ``p`` (the forms Dubbo heads use); ``_SLOW`` for anything else."""
-    b = frame[p]
+def _t_str(text: str, p: int, end: int) -> tuple[Any, int]:
+    """A compact ASCII string (00-1f / 30-33) or null at ``p``; ``_SLOW`` for anything else."""
+    b = ord(text[p])
     if b < 0x20:
         q = p + 1 + b
-        if q <= end:
-            try:
-                return frame[p + 1:q].decode("ascii"), q
-            except UnicodeDecodeError:
-                pass
+        value = text[p + 1:q]
     elif 0x30 <= b <= 0x33 and p + 1 < end:
-        q = p + 2 + ((b - 0x30) << 8) + frame[p + 1]
-        if q <= end:
-            try:
-                return frame[p + 2:q].decode("ascii"), q
-            except UnicodeDecodeError:
-                pass
+        q = p + 2 + ((b - 0x30) << 8) + ord(text[p + 1])
+        value = text[p + 2:q]
     elif b == 0x4E:
         return None, p + 1
-    return _SLOW, p
+    else:
+        return _SLOW, p
+    if q > end or not value.isascii():
+        return _SLOW, p
+    return value, q
 
 
-def _fast_skip(frame: bytes | bytearray, p: int, end: int) -> int:
+def _t_skip(text: str, p: int, end: int) -> int:
     """Offset after a trivially skippable value (compact ASCII string, compact int, null, bool), or -1."""
-    b = frame[p]
+    b = ord(text[p])
     if 0x80 <= b <= 0xBF or b in (0x4E, 0x54, 0x46):
         return p + 1
     if 0xC0 <= b <= 0xCF:
         return p + 2 if p + 2 <= end else -1
-    value, q = _fast_str(frame, p, end)
+    value, q = _t_str(text, p, end)
     return -1 if value is _SLOW else q
 
 
-def _fast_map(frame: bytes | bytearray, p: int, end: int) -> dict[Any, Any] | None:
+def _t_map(text: str, p: int, end: int) -> dict[Any, Any] | None:
     """An untyped map of compact ASCII strings ('H' k v ... 'Z') ending the body; None for anything else."""
-    if frame[p] != 0x48:
+    if text[p] != "H":
         return None
     p += 1
     out = {}
     while p < end:
-        if frame[p] == 0x5A:
+        if text[p] == "Z":
             return out if p + 1 == end else None
-        key, p = _fast_str(frame, p, end)
+        key, p = _t_str(text, p, end)
         if key is _SLOW or key is None or p >= end:
             return None
-        value, p = _fast_str(frame, p, end)
+        value, p = _t_str(text, p, end)
         if value is _SLOW:
             return None
         out[key] = value
     return None
 
 
-def _head(frame: bytes | bytearray, request_id: int) -> tuple[RequestHead, int]:
-    """The head and the offset after it (compact ASCII strings inline: this runs once per request)."""
-    end = len(frame)
-    p = HEADER_SIZE
+def _t_head(text: str) -> tuple[RequestHead, int] | None:
+    """The head from a latin-1 body view and the body offset after it; None when a slow form appears."""
+    end = len(text)
+    p = 0
     values = []
-    append = values.append
     for _ in range(5):
         if p >= end:
-            return _slow_head(frame, request_id)
-        b = frame[p]
-        if b < 0x20:
+            return None
+        b = ord(text[p])
+        if b < 0x20:                   # the common case, inline
             q = p + 1 + b
-            if q > end:
-                return _slow_head(frame, request_id)
-            try:
-                append(frame[p + 1:q].decode("ascii"))
-            except UnicodeDecodeError:
-                return _slow_head(frame, request_id)
+            value = text[p + 1:q]
+            if q > end or not value.isascii():
+                return None
+            values.append(value)
             p = q
         else:
-            value, p = _fast_str(frame, p, end)
+            value, p = _t_str(text, p, end)
             if value is _SLOW:
-                return _slow_head(frame, request_id)
-            append(value)
+                return None
+            values.append(value)
     return _new(RequestHead, values), p
 
 
@@ -190,6 +191,14 @@ def _slow_head(frame: bytes | bytearray, request_id: int) -> tuple[RequestHead, 
         e.request_id = request_id
         raise
     return head, r.pos
+
+
+def _head(frame: bytes | bytearray, request_id: int) -> tuple[RequestHead, int]:
+    """The head and the frame offset after it."""
+    fast = _t_head(frame[HEADER_SIZE:HEADER_SIZE + HEAD_WINDOW].decode("latin-1"))
+    if fast is None:
+        return _slow_head(frame, request_id)
+    return fast[0], fast[1] + HEADER_SIZE
 
 
 def request_head(frame: bytes | bytearray, flag: int, request_id: int) -> RequestHead:
@@ -210,28 +219,38 @@ def _attachments(r: FinalReader, request_id: int) -> dict[Any, Any]:
     return value
 
 
+def _fast_meta(frame: bytes | bytearray) -> tuple[RequestHead, int, int, dict[Any, Any] | None] | None:
+    """Head, frame offset after the trivially skippable arguments, arguments left, fast attachments."""
+    text = frame[HEADER_SIZE:].decode("latin-1")
+    fast = _t_head(text)
+    if fast is None:
+        return None
+    head, p = fast
+    end = len(text)
+    left = count_params(head.param_types or "")
+    while left:                  # trivial arguments define no class and no reference: no reader needed
+        q = _t_skip(text, p, end) if p < end else -1
+        if q < 0:
+            return head, p + HEADER_SIZE, left, None
+        p = q
+        left -= 1
+    return head, p + HEADER_SIZE, 0, (_t_map(text, p, end) if p < end else None)
+
+
 def request_meta(frame: bytes | bytearray, flag: int, request_id: int) -> RequestMeta:
     if flag & SERIALIZATION_MASK != HESSIAN2:
         check_hessian2(flag, request_id)
-    head, p = _head(frame, request_id)
-    end = len(frame)
     try:
-        n = count_params(head.param_types or "")
-        r = None
-        for _ in range(n):       # trivially skippable arguments need no reader (no classes, no refs)
-            q = _fast_skip(frame, p, end) if p < end else -1
-            if q < 0:
-                r = FinalReader(frame, p)
-                break
-            p = q
-            n -= 1
-        if r is None:
-            if p < end:
-                fast = _fast_map(frame, p, end)
-                if fast is not None:
-                    return _new(RequestMeta, (head, fast))
-            r = FinalReader(frame, p)
-        for _ in range(n):
+        fast = _fast_meta(frame) if len(frame) - HEADER_SIZE <= META_WINDOW else None
+        if fast is None:
+            head, p = _slow_head(frame, request_id)
+            left = count_params(head.param_types or "")
+        else:
+            head, p, left, attachments = fast
+            if attachments is not None:
+                return _new(RequestMeta, (head, attachments))
+        r = FinalReader(frame, p)
+        for _ in range(left):
             r.skip()
         return _new(RequestMeta, (head, _attachments(r, request_id)))
     except ProtocolError as e:

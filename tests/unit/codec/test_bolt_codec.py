@@ -308,3 +308,37 @@ def test_status_response_and_parse_header():
     assert (h.request_id, h.status, h.class_len, h.header_len, h.content_len, h.total) == (2**32 - 1, 4, 0, 0, 0, 26)
     (resp,) = events_of(frame)
     assert (resp.status, resp.cmdcode, resp.content_value(), resp.content()) == (4, 2, None, b"")
+
+
+def test_method_lookup_cache_agrees_with_the_reader(draft, final):
+    from meshd.codec.bolt import body
+    frames = [events_of(draft[(c, "C>S")])[0] for c in range(5)] + [events_of(final[(c, "C>S")])[0] for c in range(2)]
+    fresh = []
+    for req in frames:
+        body._DEF_CACHE.clear()
+        fresh.append(req.head().method)                   # through the reader (fills the cache)
+    cached = [req.head().method for req in frames for _ in range(2)][::2]
+    assert fresh == cached == ["add", "greet", "fail", "echo", "add", "add", "greet"]
+    assert body._DEF_CACHE
+
+
+def test_method_lookup_cache_falls_back_for_other_shapes():
+    from meshd.codec.bolt import body
+    from meshd.codec.hessian2 import encode_draft
+    body._DEF_CACHE.clear()
+
+    def request(fields: dict) -> BoltRequest:
+        from meshd.codec.bolt.encode import _frame
+        frame = _frame(request=True, proto=1, ver1=1, crc=False, typ=1, cmdcode=1, request_id=1, codec=1,
+                       timeout_or_status=3000, clazz=REQUEST_CLASS.encode(),
+                       header=encode_header_map({"service": SERVICE}),
+                       content=encode_draft(JavaObject(REQUEST_CLASS, fields)))
+        (req,) = events_of(frame)
+        return req
+
+    later = {"targetAppName": "app", "methodName": "second"}
+    assert request(later).head().method == "second"
+    assert request({"targetAppName": "app", "methodName": "again"}).head().method == "again"    # cached
+    assert request({"targetAppName": ["not", "compact"], "methodName": "slow"}).head().method == "slow"
+    assert request({"targetAppName": "app", "methodName": "m\u00e9thode"}).head().method == "m\u00e9thode"
+    assert request({"targetAppName": "app", "methodName": None}).head().method is None
