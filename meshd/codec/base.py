@@ -14,6 +14,26 @@ Contract (h11 style):
   on with the next frame. Any other ``ProtocolError`` from ``next_event`` leaves the decoder broken: every
   later call raises the same error, and the connection should be closed.
 - Codecs never import asyncio or socket; they never block and never allocate from a declared length.
+
+Forwarding-path recipe (Dubbo shown; Bolt is the same with ``meshd.codec.bolt``)::
+
+    kind = sniff(prefix, ("dubbo", "bolt", "http1"))          # meshd.codec.sniff: MATCH / NEED_MORE / NO_MATCH
+    dec = DubboDecoder(max_frame_size)                        # one per connection and direction
+    dec.receive_data(prefix_and_following_bytes)
+    while (ev := dec.next_event()) is not NEED_DATA:          # FrameTooLarge: answer reject(err.header, ...)
+        if isinstance(ev, DubboRequest):
+            head = ev.head()                                  # service / version / method: ~5 strings
+            group = ev.meta().group if route_needs_group else None
+            pos = len(out); out += ev.frame                   # ev.frame is yours: no copy needed
+            patch_request_id(out, upstream_id, pos)           # multiplexing without re-encoding
+        elif isinstance(ev, DubboHeartbeat):
+            out += encode_heartbeat_ack(ev.request_id, serialization_id=ev.serialization_id)
+    transport.write(out)                                      # one write per batch
+
+Events are immutable NamedTuples (cheap to build); their ``frame`` is a fresh bytearray owned by the
+receiver. Body accessors parse on demand, never cache, and raise ``UnsupportedSerialization`` (reject with
+``reject(ev, Outcome.BAD_REQUEST, ...)`` if the body is needed) or ``ProtocolError``. Status mapping both
+ways lives in ``<protocol>.status``; synthesized errors in ``<protocol>.encode.reject``.
 """
 
 from __future__ import annotations
