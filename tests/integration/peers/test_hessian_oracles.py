@@ -13,7 +13,6 @@ import json
 import math
 import random
 import string
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,16 @@ from meshd.codec import bolt, dubbo
 from meshd.codec.base import NEED_DATA
 from meshd.codec.hessian2 import JavaObject, decode_draft, decode_final, encode_draft, encode_final
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "codec"))
-from codec_helpers import capture_streams  # noqa: E402
-
 pytestmark = pytest.mark.peers
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+CAPTURES = Path(__file__).resolve().parents[2] / "fixtures" / "captures"
+
+
+def capture_streams(name: str) -> dict[tuple[int, str], bytes]:
+    out: dict[tuple[int, str], bytes] = {}
+    for conn, tag, data in peers.read_tap_log(CAPTURES / name):
+        out[(conn, tag)] = out.get((conn, tag), b"") + data
+    return out
 
 
 def oracle(dialect: str, bodies: list[bytes]) -> list[dict[str, Any]]:
