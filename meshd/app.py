@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +24,9 @@ from discovery.model import ClusterModel, EndpointSpec
 from discovery.source import Source
 from meshd.accesslog import AccessLog
 from meshd.config import ClusterConfig, Config, ConfigError, format_errors, load_config
+from governance import MetricLogWriter
 from meshd.proxy.context import ListenerContext, Runtime
+from meshd.proxy.governor import Governor
 from meshd.proxy.listener import Listener
 from meshd.routing.table import RouteTable
 from meshd.stats import Stats
@@ -81,6 +84,7 @@ class Meshd:
         self.clusters = ClusterManager(self.config, self.model, stats=self.stats)
         self.clusters.start_health_checks()
         self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
+        self.runtime.governance = self._governor()
         for spec in self.config.discovery:
             source = build_source(spec, self.config)
             self.sources.append(source)
@@ -102,6 +106,15 @@ class Meshd:
         log.info("admin on %s", self.admin.bound)
         self._sweeper = asyncio.create_task(self._sweep())
 
+    def _governor(self) -> Governor:
+        gov = Governor(self.config.governance)
+        self.stats.registry.register(gov)
+        ml = self.config.governance.metric_log
+        if ml is not None:
+            gov.metric_log = MetricLogWriter(gov.sentinel, str(self.config.resolve_path(ml.path)),
+                                             max_bytes=ml.max_bytes, max_files=ml.backups)
+        return gov
+
     async def _wait_synced(self, source: Source, timeout: float) -> None:
         if await source.wait_synced(timeout):
             self.ready_reasons.pop(source.name, None)
@@ -119,6 +132,7 @@ class Meshd:
             await asyncio.sleep(1.0)
             self.clusters.sweep(self.runtime.loop.time())
             self.access_log.flush()
+            self.runtime.governance.write_metric_log(int(time.time() * 1000))
             now = self.runtime.loop.time()
             for lc_conn in list(self.runtime.connections):
                 limit = lc_conn.ctx.config.idle_timeout

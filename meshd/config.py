@@ -413,6 +413,26 @@ class GovernanceConfig(Model):
     block_body: str = "meshd: request blocked by governance rule\n"
     metric_log: MetricLogConfig | None = None
 
+    @model_validator(mode="after")
+    def _rules_valid(self) -> "GovernanceConfig":
+        from governance import RuleError, Sentinel
+        errors = []
+        engine = Sentinel()
+        for kind in ("flow", "circuit_breaker", "isolation", "hotspot", "system"):
+            rules = getattr(self, kind)
+            if not rules:
+                continue
+            try:
+                validation = engine.validate_rules(kind, rules, dialect=self.dialect)
+            except RuleError as exc:
+                errors += [f"{kind}: {m}" for m in exc.messages]
+                continue
+            errors += [f"{kind}: {m}" for m in validation.errors]
+        if errors:
+            raise PydanticCustomError("rules", "invalid {dialect} dialect rules: {errors}",
+                                      {"dialect": self.dialect, "errors": "; ".join(errors)})
+        return self
+
 
 class ConfigCenterConfig(Model):
     """Rule sources (ZooKeeper node, Nacos config, file, HTTP push) arrive with their issue; nothing yet."""
@@ -554,7 +574,7 @@ def format_errors(exc: ValidationError) -> list[str]:
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         elif kind not in ("address", "duration", "size", "regex", "name", "matcher", "match", "route", "listener",
-                          "unique", "reference", "retry_on", "source_type"):
+                          "unique", "reference", "retry_on", "source_type", "rules"):
             msg = f"{msg[0].lower()}{msg[1:]} (got {err.get('input')!r})"
         if kind == "source_type" and isinstance(err.get("input"), dict):
             msg = f"{msg} (got type {err['input'].get('type')!r})"

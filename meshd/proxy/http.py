@@ -25,6 +25,7 @@ from collections import deque
 
 import httptools
 
+from governance import BlockError
 from meshd import writebatch
 from meshd.codec import http1
 from meshd.codec.outcome import Outcome, Result, http_outcome
@@ -241,7 +242,7 @@ class HttpExchange:
         "raw", "conn_tokens", "pending", "pending_size", "replay", "replay_size", "request_done", "route",
         "cluster", "metadata", "retry", "tried", "upstream_host", "upstream", "pool", "response_started",
         "response_done", "local", "status", "flags", "started", "bytes_in", "bytes_out", "chunked_out",
-        "close_after", "timer", "try_timer", "close_delimited", "finished", "detail", "cluster_name",
+        "close_after", "timer", "try_timer", "close_delimited", "finished", "detail", "cluster_name", "entry",
     )
 
     def __init__(self, down: HttpDownstream, method: bytes, version: str, keep_alive: bool) -> None:
@@ -286,6 +287,7 @@ class HttpExchange:
         self.try_timer = None
         self.close_delimited = False
         self.finished = False
+        self.entry = None
         self.rt.in_flight += 1
 
     # -- request side --------------------------------------------------------------------------------
@@ -363,12 +365,32 @@ class HttpExchange:
 
     # -- attempts ------------------------------------------------------------------------------------
     def _attempt(self) -> None:
+        """Enter governance for this attempt (block, or wait when throttled), then send it."""
+        gov = self.rt.governance
+        if gov is not None and gov.active:
+            entry = gov.enter_http(self)
+            if isinstance(entry, BlockError):
+                self.flags = "RL"
+                self.detail = gov.block_message(entry)
+                cfg = gov.config
+                status = 503 if entry.kind == "circuit_breaking" else cfg.block_status
+                return self._send_local(status, cfg.block_body.encode())
+            self.entry = entry
+            if entry.wait_ms > 0:
+                self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
+                return
+        self._send_attempt()
+
+    def _send_attempt(self) -> None:
+        if self.finished:
+            return
         cluster = self.cluster
         policy = self.route.action.retry_policy
         exclude = self.tried if policy is None or policy.retry_host_predicate == "previous_hosts" else ()
         host = cluster.pick(self.metadata, exclude)
         if host is None:
             cluster.stats["no_healthy"] += 1
+            self._exit_entry(Outcome.NO_HEALTHY_UPSTREAM)
             return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM,
                                            detail=f"no healthy endpoint in cluster {cluster.name}"))
         self.upstream_host = host
@@ -540,7 +562,14 @@ class HttpExchange:
         self.pending_size = sum(map(len, self.pending))
         self._attempt()
 
+    def _exit_entry(self, outcome: Outcome) -> None:
+        entry = self.entry
+        if entry is not None:
+            self.entry = None
+            entry.exit(error=outcome)
+
     def _attempt_done(self, outcome: Outcome, status: int | None = None) -> None:
+        self._exit_entry(outcome)
         host = self.upstream_host
         if host is None:
             return
@@ -638,6 +667,8 @@ class HttpExchange:
             down.resume_reading("buffer")
         if self.cluster is not None:
             self.cluster.active_requests -= 1
+        if self.entry is not None:
+            self._exit_entry(http_outcome(self.status) if self.status else Outcome.RESET)
         duration = rt.loop.time() - self.started
         ctx = down.ctx
         rec = ctx.records.get(self.cluster_name)

@@ -28,6 +28,7 @@ import time
 from typing import Any, Callable
 
 from meshd import writebatch
+from governance import BlockError
 from meshd.codec.base import CLOSED, NEED_DATA, CodecError, FrameTooLarge, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 from meshd.codec.sniff import BOLT, DUBBO, HTTP1, MATCH, NEED_MORE, sniff
@@ -103,7 +104,12 @@ class RpcDownstream(asyncio.Protocol):
                 return
             t = type(ev)
             if t is Request:
-                RpcExchange(self, ev).start()
+                ex = RpcExchange(self, ev)
+                try:
+                    ex.start()
+                except Exception:                    # a bug must cost one request, not the connection
+                    log.exception("listener %s: internal error handling a %s request", self.ctx.name, adapter.name)
+                    ex.reply(Outcome.INTERNAL, "internal error")
             elif t is Heartbeat:
                 if getattr(ev, "twoway", True) and not self.closed:
                     self.write(adapter.heartbeat_ack(ev))
@@ -238,11 +244,6 @@ class RpcExchange:
                 timeout = native / 1000.0      # the caller's own deadline may shorten, never extend
         if not self.oneway and timeout > 0:
             self.timer = rt.timers.call_later(timeout, self._timeout)
-        gov = rt.governance
-        if gov is not None and self.view is not None:
-            block = gov.enter_rpc(self)
-            if block is not None:
-                return self.reply(Outcome.BLOCKED, block)
         self._attempt()
 
     def _metadata(self, cluster: Any, route_md: dict[str, str]) -> dict[str, str]:
@@ -270,12 +271,28 @@ class RpcExchange:
 
     # -- attempts ------------------------------------------------------------------------------------
     def _attempt(self) -> None:
+        """Enter governance for this attempt (block, or wait when throttled), then send it."""
+        gov = self.rt.governance
+        if gov is not None and gov.active and self.view is not None:
+            entry = gov.enter_rpc(self)
+            if isinstance(entry, BlockError):
+                return self.reply(Outcome.BLOCKED, f"{entry.kind} blocked: {gov.block_message(entry)}")
+            self.entry = entry
+            if entry.wait_ms > 0:
+                self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
+                return
+        self._send_attempt()
+
+    def _send_attempt(self) -> None:
+        if self.finished:
+            return
         cluster = self.cluster
         policy = self.retry.policy if self.retry is not None else None
         exclude = self.tried if policy is None or policy.retry_host_predicate == "previous_hosts" else ()
         host = cluster.pick(self.metadata, exclude)
         if host is None:
             cluster.stats["no_healthy"] += 1
+            self._exit_entry(Outcome.NO_HEALTHY_UPSTREAM)
             md = ", ".join(f"{k}={v!r}" for k, v in sorted(self.metadata.items()))
             return self.reply(Outcome.NO_HEALTHY_UPSTREAM,
                               f"no healthy provider in cluster {cluster.name}" + (f" for {md}" if md else ""))
@@ -363,7 +380,14 @@ class RpcExchange:
             detail = f"cannot connect to provider {detail}"
         self.reply(result.outcome, detail)
 
+    def _exit_entry(self, outcome: Outcome) -> None:
+        entry = self.entry
+        if entry is not None:
+            self.entry = None
+            entry.exit(error=outcome)
+
     def _attempt_done(self, result: Result) -> None:
+        self._exit_entry(result.outcome)
         host = self.upstream_host
         if host is None:
             return
@@ -376,8 +400,6 @@ class RpcExchange:
         cluster = self.cluster
         if cluster.outlier is not None:
             cluster.record(host, outcome, result.status, False)
-        if self.entry is not None:
-            self.rt.governance.attempt_done(self, result)
         self.rt.stats.attempt_done(cluster.name, outcome.value, len(self.tried) > 1)
 
     def _abandon_upstream(self) -> None:
@@ -441,8 +463,7 @@ class RpcExchange:
         rt.in_flight -= 1
         if self.cluster is not None:
             self.cluster.active_requests -= 1
-        if self.entry is not None:
-            rt.governance.exit(self)
+        self._exit_entry(self.outcome)
         duration = rt.loop.time() - self.started
         down = self.down
         ctx = down.ctx
