@@ -129,13 +129,19 @@ def _t_str(text: str, p: int, end: int) -> tuple[Any, int]:
     return value, q
 
 
+# bytes taken by scalar lead bytes that define no class and no reference (ints, longs, doubles, dates, N/T/F)
+_SCALAR_SIZE = {b: 1 for b in (0x4E, 0x54, 0x46, 0x5B, 0x5C, *range(0x80, 0xC0), *range(0xD8, 0xF0))}
+_SCALAR_SIZE.update({b: 2 for b in (0x5D, *range(0xC0, 0xD0), *range(0xF0, 0x100))})
+_SCALAR_SIZE.update({b: 3 for b in (0x5E, *range(0xD0, 0xD8), *range(0x38, 0x40))})
+_SCALAR_SIZE.update({b: 5 for b in (0x49, 0x59, 0x5F, 0x4B)})
+_SCALAR_SIZE.update({b: 9 for b in (0x4C, 0x44, 0x4A)})
+
+
 def _t_skip(text: str, p: int, end: int) -> int:
-    """Offset after a trivially skippable value (compact ASCII string, compact int, null, bool), or -1."""
-    b = ord(text[p])
-    if 0x80 <= b <= 0xBF or b in (0x4E, 0x54, 0x46):
-        return p + 1
-    if 0xC0 <= b <= 0xCF:
-        return p + 2 if p + 2 <= end else -1
+    """Offset after a trivially skippable value (scalar or compact ASCII string), or -1."""
+    size = _SCALAR_SIZE.get(ord(text[p]))
+    if size is not None:
+        return p + size if p + size <= end else -1
     value, q = _t_str(text, p, end)
     return -1 if value is _SLOW else q
 
@@ -219,40 +225,34 @@ def _attachments(r: FinalReader, request_id: int) -> dict[Any, Any]:
     return value
 
 
-def _fast_meta(frame: bytes | bytearray) -> tuple[RequestHead, int, int, dict[Any, Any] | None] | None:
-    """Head, frame offset after the trivially skippable arguments, arguments left, fast attachments."""
-    text = frame[HEADER_SIZE:].decode("latin-1")
-    fast = _t_head(text)
-    if fast is None:
-        return None
-    head, p = fast
-    end = len(text)
-    left = count_params(head.param_types or "")
-    while left:                  # trivial arguments define no class and no reference: no reader needed
-        q = _t_skip(text, p, end) if p < end else -1
-        if q < 0:
-            return head, p + HEADER_SIZE, left, None
-        p = q
-        left -= 1
-    return head, p + HEADER_SIZE, 0, (_t_map(text, p, end) if p < end else None)
-
-
 def request_meta(frame: bytes | bytearray, flag: int, request_id: int) -> RequestMeta:
     if flag & SERIALIZATION_MASK != HESSIAN2:
         check_hessian2(flag, request_id)
     try:
-        fast = _fast_meta(frame) if len(frame) - HEADER_SIZE <= META_WINDOW else None
+        text = frame[HEADER_SIZE:].decode("latin-1") if len(frame) - HEADER_SIZE <= META_WINDOW else None
+        fast = _t_head(text) if text is not None else None
         if fast is None:
             head, p = _slow_head(frame, request_id)
-            left = count_params(head.param_types or "")
+            p -= HEADER_SIZE
         else:
-            head, p, left, attachments = fast
+            head, p = fast
+        left = count_params(head.param_types or "")
+        end = len(frame) - HEADER_SIZE
+        if text is not None:     # trivial arguments define no class and no reference: no reader needed
+            while left and p < end and (q := _t_skip(text, p, end)) >= 0:
+                p = q
+                left -= 1
+        r = None
+        if left:
+            r = FinalReader(frame, p + HEADER_SIZE)
+            for _ in range(left):
+                r.skip()
+            p = r.pos - HEADER_SIZE
+        if text is not None and p < end:   # attachments of compact strings reference nothing: read them fast
+            attachments = _t_map(text, p, end)
             if attachments is not None:
                 return _new(RequestMeta, (head, attachments))
-        r = FinalReader(frame, p)
-        for _ in range(left):
-            r.skip()
-        return _new(RequestMeta, (head, _attachments(r, request_id)))
+        return _new(RequestMeta, (head, _attachments(r or FinalReader(frame, p + HEADER_SIZE), request_id)))
     except ProtocolError as e:
         e.request_id = request_id
         raise
