@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codec_helpers import (
     capture_streams, drain, feed_all, normalize_ours, normalize_pyhessian, pyhessian_values,
@@ -323,3 +327,23 @@ def test_heartbeat_ack_encoder():
 def test_request_encoder_checks_the_argument_count():
     with pytest.raises(Exception, match="describe 1 arguments, got 2"):
         encode_request(1, "S", "m", [1, 2], param_types="I")
+
+
+_arg = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),
+                 st.text(max_size=40), st.binary(max_size=20), st.lists(st.integers(-99, 2**40), max_size=3),
+                 st.builds(lambda v: JavaObject("a.B", {"v": v}), st.text(max_size=5)),
+                 st.datetimes(timezones=st.just(dt.timezone.utc)).map(lambda d: d.replace(microsecond=0)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_arg, max_size=4), st.dictionaries(st.text(max_size=10), st.one_of(st.text(max_size=40), st.integers(-(2**63), 2**63 - 1)),
+                                                   max_size=5),
+       st.text(max_size=40), st.one_of(st.none(), st.text(max_size=8)))
+def test_fast_paths_agree_with_full_decoding(args, att, service, version):
+    """head() and meta() take fast paths where they can; they must equal the full reader's answer."""
+    frame = encode_request(1, service, "m", args, param_types="Ljava/lang/Object;" * len(args), version=version,
+                           attachments=att)
+    (req,) = events_of(frame)
+    inv = req.invocation()
+    assert req.head() == inv.head and req.meta() == (inv.head, inv.attachments)
+    assert inv.args == args
