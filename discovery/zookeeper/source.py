@@ -88,8 +88,11 @@ class ZooKeeperSource(Source):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(name)
         self.layout = get_layout(layout)
+        servers, slash, inline_chroot = (servers or "").partition("/")
+        if slash and chroot:
+            raise ValueError(f"chroot given twice: in servers (/{inline_chroot}) and as chroot ({chroot})")
         self.servers = _check_servers(servers)
-        self.chroot = _check_path("chroot", chroot, allow_empty=True)
+        self.chroot = _check_path("chroot", f"/{inline_chroot}" if slash else chroot, allow_empty=True)
         self.root = _check_path("root", root if root is not None else self.layout.default_root)
         self.watch_all = services == "all"
         self.services = () if self.watch_all else _check_services(services)
@@ -160,6 +163,7 @@ class ZooKeeperSource(Source):
                 self._error("stop: removing the registrations timed out (they expire with the session)")
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._snapshot_dirty and not self._snapshot_writing:
             await self._write_snapshot()
         await self._bridge.close()
@@ -442,8 +446,10 @@ class ZooKeeperSource(Source):
                            serialization, timeout, dict(parameters or {}))
         reg = build_consumer(self.layout, self.root, host, info, pid=os.getpid(), timestamp_ms=self._now_ms(),
                              config_id=self._config_id())
+        known = any(r.key == reg.key for r in self._require_registrar().all())
         reg = await self._register(reg)
-        await self.watch_service(interface, timeout=0)
+        if not known:   # one watch reference per consumer, however often it is subscribed again
+            await self.watch_service(interface, timeout=0)
         return reg
 
     async def unsubscribe_consumer(self, registration: Registration) -> None:

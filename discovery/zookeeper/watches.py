@@ -24,6 +24,7 @@ no such node). Errors that are not about the connection go to ``handler.on_error
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -33,6 +34,7 @@ from kazoo.protocol.states import EventType
 from discovery.zookeeper.bridge import KazooBridge, is_connection_error
 
 RETRY_DELAY = 0.2
+log = logging.getLogger("discovery.zookeeper")
 
 
 class Kind(enum.Enum):
@@ -127,16 +129,20 @@ class Watches:
                 self._bridge.loop.call_later(RETRY_DELAY, self._retry, watch, epoch)
             return  # otherwise the resync after the reconnection reads it again
         watch.applied = seq
-        if isinstance(exc, NoNodeError):
-            if watch.kind.children:
-                self._arm_exists(watch)
-            self._handler.on_result(watch, None)
-        elif exc is not None:
-            self._handler.on_error(watch, exc)
-        else:
-            self._handler.on_result(watch, value if watch.kind.children else value[0])
-        if seq == watch.sent:
-            self._settle(watch)
+        try:
+            if isinstance(exc, NoNodeError):
+                if watch.kind.children:
+                    self._arm_exists(watch)
+                self._handler.on_result(watch, None)
+            elif exc is not None:
+                self._handler.on_error(watch, exc)
+            else:
+                self._handler.on_result(watch, value if watch.kind.children else value[0])
+        except Exception:  # noqa: BLE001 - e.g. a model subscriber's bug: log it, keep the watches going
+            log.exception("handling %s of %s failed", watch.kind.value, watch.path)
+        finally:
+            if seq == watch.sent:
+                self._settle(watch)
 
     def _retry(self, watch: Watch, epoch: int) -> None:
         if watch.active and epoch == self.epoch and self._bridge.connected:
