@@ -232,3 +232,22 @@ def test_unrelated_change_publishes_no_diff(zk_server, zk_chroot, zk):
             zk.create(f"/dubbo/{SVC}/configurators", b"")              # empty rule directory
             await never(lambda: diffs, 0.3, "a diff for an unrelated change")
     asyncio.run(scenario())
+
+
+def test_a_failing_model_subscriber_does_not_stall_the_source(zk_server, zk_chroot, zk):
+    async def scenario():
+        add_dubbo_provider(zk, SVC, "10.0.0.5", 20880)
+        model = ClusterModel()
+        calls = []
+
+        def broken(diff):
+            calls.append(diff)
+            if len(calls) == 1:
+                raise RuntimeError("subscriber bug")
+
+        model.subscribe(broken)
+        async with running(source(zk_server, zk_chroot), model) as src:    # still syncs
+            assert not src.status()["stale"]
+            add_dubbo_provider(zk, SVC, "10.0.0.6", 20880)
+            await eventually(lambda: "10.0.0.6:20880" in endpoints(model, SVC), 1.0, "after the failure")
+    asyncio.run(scenario())

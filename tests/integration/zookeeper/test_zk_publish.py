@@ -59,6 +59,10 @@ def test_dubbo_consumer_node_and_its_watch(zk_server, zk_chroot, zk):
             await eventually(lambda: model.cluster(other) is not None, 1.0, "subscribed service watched")
             await src.unsubscribe_consumer(reg)
             assert children(zk, f"/dubbo/{other}/consumers") == [] and model.cluster(other) is None
+            twice = await src.subscribe_consumer(other, "10.0.0.9", application="web")
+            assert await src.subscribe_consumer(other, "10.0.0.9", application="web") == twice
+            await src.unsubscribe_consumer(twice)                 # one subscription, one watch reference
+            assert model.cluster(other) is None
     asyncio.run(scenario())
 
 
