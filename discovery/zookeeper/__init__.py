@@ -7,8 +7,8 @@ consumer nodes for the local application exactly as the SDKs do.
 Layers, from pure to I/O:
 
 - :mod:`.urls` — URL decoding/encoding (Java ``URLEncoder``), Dubbo ``toFullString`` and SOFARPC renderings;
-- :mod:`.overrides`, :mod:`.warmup` — configurator rules and warm-up weights;
-- :mod:`.layouts` — the two trees: paths, provider-node validation, node → ``EndpointSpec``;
+- :mod:`.overrides` — Dubbo configurator rules;
+- :mod:`.layouts` — the two trees: paths, provider-node validation, warm-up weights, node → ``EndpointSpec``;
 - :mod:`.service` — the raw registry view of one interface and the endpoints it yields at a given time;
 - :mod:`.registration` — the nodes meshd writes (``Registration``, ``RegistrationError``);
 - :mod:`.snapshot` — the on-disk cache of the last known view (atomic writes);

@@ -16,17 +16,37 @@ weight, enabled, group, version and zone are typed. Dubbo: ``weight`` (default 1
 or ``_WEIGHT``, ``uniqueId`` → group, ``version`` (default ``1.0``), the data byte → enabled, warm-up from
 ``startTime``/``warmupTime``/``warmupWeight``. A node that cannot be an endpoint (bad URL, no port and no
 default for its scheme, a non-integer weight, another interface than its directory) raises :class:`URLError`.
+
+Warm-up weights (a freshly started provider gets a reduced weight that grows until it is warm):
+
+Dubbo (``dubbo-cluster/.../loadbalance/AbstractLoadBalance.java``, ``getWeight`` and
+``calculateWarmupWeight``), for a provider URL with ``timestamp`` (ms since the epoch, the provider's start):
+
+    uptime = now - timestamp
+    uptime < 0                 -> weight 1                       (clock skew: the provider looks "from the future")
+    0 < uptime < warmup        -> ww = (int)(uptime / ((float) warmup / weight)), clamped to [1, weight]
+    otherwise                  -> weight
+
+Java evaluates the division in 32-bit floats; :func:`dubbo_warmup_weight` reproduces that bit for bit so that
+meshd and a Dubbo consumer compute the same weights. Dubbo applies a default ``warmup`` of 10 minutes to every
+provider with a timestamp; meshd does so only when configured (``default_warmup_ms``), see the source.
+
+SOFARPC (``RegistryUtils.processWarmUpWeight``): with ``warmupTime``, ``warmupWeight`` and ``startTime`` the
+provider has the flat ``warmupWeight`` until ``startTime + warmupTime``, then its weight.
+
+``dubbo_weight``/``sofa_weight`` return ``(weight, warming)``; ``warming`` says the value will change with time,
+so the caller re-evaluates it periodically.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from discovery.model import EndpointSpec
 from discovery.zookeeper.overrides import INTEGER, Override, apply_overrides
 from discovery.zookeeper.urls import RegistryURL, URLError, decode_name, java_urlencode, parse_url
-from discovery.zookeeper.warmup import dubbo_weight, sofa_weight
 
 #: Ports assumed for URLs that name none (SOFARPC's javadoc shows ``bolt://192.168.1.120?...``).
 DEFAULT_PORTS = {"dubbo": 20880, "bolt": 12200, "tr": 12200, "tri": 50051, "grpc": 50051, "rest": 80, "http": 80}
@@ -35,6 +55,47 @@ NOT_PROVIDERS = frozenset({"empty", "override", "absent", "consumer", "route", "
 DEFAULT_WEIGHT = 100
 
 
+# -- warm-up ---------------------------------------------------------------------------------------
+#: Dubbo's ``DEFAULT_WARMUP`` (ms): what a Dubbo consumer assumes when a provider sets no ``warmup``.
+DUBBO_DEFAULT_WARMUP_MS = 10 * 60 * 1000
+
+
+def f32(value: float) -> float:
+    """Round to the nearest IEEE-754 single-precision value (Java ``float``)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def dubbo_warmup_weight(uptime_ms: int, warmup_ms: int, weight: int) -> int:
+    """Dubbo's ``calculateWarmupWeight(int uptime, int warmup, int weight)`` with Java float semantics."""
+    # (float) warmup / weight: both float32, quotient rounded to float32 (double rounding is exact here);
+    # uptime / <float>: uptime converted to float32, quotient rounded to float32, then (int) truncates.
+    step = f32(f32(warmup_ms) / f32(weight))
+    ww = int(f32(f32(uptime_ms) / step)) if step else weight
+    return 1 if ww < 1 else min(ww, weight)
+
+
+def dubbo_weight(weight: int, timestamp_ms: int, warmup_ms: int | None, now_ms: int) -> tuple[int, bool]:
+    """The effective weight of a Dubbo provider at ``now_ms`` (``warmup_ms`` None: no warm-up)."""
+    if weight <= 0:
+        return max(weight, 0), False
+    if timestamp_ms <= 0 or not warmup_ms or warmup_ms <= 0:
+        return weight, False
+    uptime = now_ms - timestamp_ms
+    if uptime < 0:
+        return 1, True
+    if 0 < uptime < warmup_ms:
+        return dubbo_warmup_weight(uptime, warmup_ms, weight), True
+    return weight, uptime < warmup_ms  # uptime == 0: Dubbo gives the full weight, but it is still warming
+
+
+def sofa_weight(weight: int, start_ms: int, warmup_time_ms: int, warmup_weight: int, now_ms: int) -> tuple[int, bool]:
+    """The effective weight of a SOFARPC provider: ``warmup_weight`` until ``start + warmup_time``."""
+    if warmup_time_ms > 0 and start_ms > 0 and now_ms < start_ms + warmup_time_ms:
+        return max(warmup_weight, 0), True
+    return max(weight, 0), False
+
+
+# -- provider nodes --------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ProviderNode:
     """A validated provider znode: its name (identity), URL, interface and address."""

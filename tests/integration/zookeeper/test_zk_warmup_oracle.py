@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from discovery.zookeeper.warmup import dubbo_warmup_weight
+from discovery.zookeeper.layouts import dubbo_warmup_weight
 
 # The body of Dubbo's AbstractLoadBalance.calculateWarmupWeight (dubbo-cluster, 2.7 and 3.x).
 JAVA = """

@@ -2,7 +2,7 @@
 
 import pytest
 
-from discovery.zookeeper.warmup import dubbo_warmup_weight, dubbo_weight, f32, sofa_weight
+from discovery.zookeeper.layouts import dubbo_warmup_weight, dubbo_weight, f32, sofa_weight
 
 
 def test_f32_rounds_to_single_precision():
