@@ -94,7 +94,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(server: ZooKeeperServer, writer: KazooClient, services: int, providers: int, changes: int,
-                  snapshot: str) -> dict:
+                  snapshot: str | None) -> dict:
     gc.collect()
     rss_before = rss_mb()
     model = ClusterModel()
@@ -105,15 +105,29 @@ async def measure(server: ZooKeeperServer, writer: KazooClient, services: int, p
     if not await source.wait_synced(120):
         raise RuntimeError(f"no full sync within 120 s: {source.status()}")
     full_sync = time.perf_counter() - start
-    endpoints = sum(len(c.endpoints) for c in model.clusters().values())
     gc.collect()
     rss_after = rss_mb()
+    latencies = await measure_changes(model, writer, services, changes)
+    watches = source.status()["watches"]
+    await source.stop()
+    return {
+        "endpoints": sum(len(c.endpoints) for c in model.clusters().values()), "clusters": len(model.clusters()),
+        "full_sync_s": round(full_sync, 3),
+        "change_ms": {"n": len(latencies), "p50": round(statistics.median(latencies), 2),
+                      "p99": round(percentile(latencies, 0.99), 2), "max": round(max(latencies), 2)},
+        "rss_before_mb": round(rss_before, 1), "rss_after_sync_mb": round(rss_after, 1),
+        "rss_delta_mb": round(rss_after - rss_before, 1), "watches": watches,
+        "snapshot_bytes": os.path.getsize(snapshot) if snapshot and os.path.exists(snapshot) else 0,
+    }
 
+
+async def measure_changes(model: ClusterModel, writer: KazooClient, services: int, changes: int) -> list[float]:
+    """Milliseconds from each provider create/delete to the model's diff (``changes`` of each)."""
     # The subscriber timestamps the diff; the measuring coroutine waits on an event rather than polling, so
     # that it does not hold the GIL against kazoo's threads (polling adds ~4 ms per thread hop).
     seen: dict[str, float] = {}
     arrived = asyncio.Event()
-    watched: list[str] = [""]
+    watched = [""]
 
     def on_diff(diff) -> None:
         for endpoint in diff.added + diff.removed:
@@ -136,16 +150,7 @@ async def measure(server: ZooKeeperServer, writer: KazooClient, services: int, p
             action(path)
             await asyncio.wait_for(arrived.wait(), 10)
             latencies.append((seen[watched[0]] - t0) * 1000)
-    status = source.status()
-    await source.stop()
-    return {
-        "endpoints": endpoints, "clusters": len(model.clusters()), "full_sync_s": round(full_sync, 3),
-        "change_ms": {"n": len(latencies), "p50": round(statistics.median(latencies), 2),
-                      "p99": round(percentile(latencies, 0.99), 2), "max": round(max(latencies), 2)},
-        "rss_before_mb": round(rss_before, 1), "rss_after_sync_mb": round(rss_after, 1),
-        "rss_delta_mb": round(rss_after - rss_before, 1), "watches": status["watches"],
-        "snapshot_bytes": os.path.getsize(snapshot) if snapshot and os.path.exists(snapshot) else 0,
-    }
+    return latencies
 
 
 def run(services: int = 2000, providers: int = 10, changes: int = 50) -> dict:
