@@ -188,54 +188,17 @@ class ZooKeeperServer:
             return ""
 
     # -- faults -----------------------------------------------------------------------------------------
-    def expire_session(self, client, timeout: float = 20.0) -> None:
-        """Make the server expire ``client``'s session, then wait until it has reconnected with a new session.
+    def expire_session(self, client, timeout: float = 20.0) -> int:
+        """Make the server expire ``client``'s session, wait until it has reconnected with a new session, and
+        return the expired session id.
 
-        The standard trick: a second client attaches to the same session id and password and closes the
-        session; ``client`` sees ``LOST`` and kazoo re-establishes a fresh session (``CONNECTED``).
+        The standard trick (a second client attaches to the same session id and password and closes it),
+        shared with the container suites: :func:`integration.faults.expire_session`, which raises
+        ``FaultError`` when the expiry or the reconnection does not happen in time.
         """
-        from kazoo.client import KazooClient
-        from kazoo.protocol.states import KazooState
+        from integration.faults import expire_session
 
-        client_id = client.client_id
-        if client_id is None:
-            raise ZooKeeperError("cannot expire the session of a client that is not connected")
-        lost, back = threading.Event(), threading.Event()
-
-        def listener(state):
-            if state == KazooState.LOST:
-                lost.set()
-            elif state == KazooState.CONNECTED and lost.is_set():
-                back.set()
-                return True  # kazoo removes a listener that returns True
-            return None
-
-        client.add_listener(listener)
-        deadline = time.monotonic() + timeout
-        while not lost.is_set() and time.monotonic() < deadline:
-            twin = KazooClient(self.address, client_id=client_id, timeout=2.0)
-            try:
-                twin.start(timeout=5)
-                twin.stop()
-            except Exception:  # noqa: BLE001 - retried until the original client notices
-                pass
-            finally:
-                twin.close()
-            self._poke(client)
-            lost.wait(2.0)
-        if not lost.is_set():
-            client.remove_listener(listener)
-            raise ZooKeeperError(f"session {client_id[0]:#x} did not expire within {timeout}s")
-        if not back.wait(max(0.0, deadline - time.monotonic())):
-            raise ZooKeeperError(f"client did not reconnect within {timeout}s after its session expired")
-
-    @staticmethod
-    def _poke(client) -> None:
-        """Make the client talk to the server so that it learns about the expiry now, not at the next ping."""
-        try:
-            client.exists_async("/")
-        except Exception:  # noqa: BLE001 - only a nudge
-            pass
+        return expire_session(client, self, timeout=timeout)
 
     def drop_connection(self, client, timeout: float = 20.0, wait_reconnect: bool = True) -> None:
         """Cut ``client``'s TCP connection (the session survives); by default wait until it is back."""
