@@ -198,9 +198,13 @@ _ENTRIES[0x4F] = lambda r, b: _class_defs(r, b, False)
 _SKIP[0x4F] = lambda r, b: _class_defs(r, b, True)
 _ENTRIES[0x6F] = lambda r, b: _instance(r, b, False)
 _SKIP[0x6F] = lambda r, b: _instance(r, b, True)
+def _skip_ref(r: Reader, b: int) -> None:
+    r.ref(_ref_index(r, b))           # validated, not resolved
+
+
 for _lead in (0x4A, 0x4B, 0x52):
     _ENTRIES[_lead] = lambda r, b: r.ref(_ref_index(r, b))
-    _SKIP[_lead] = lambda r, b: r.ref(_ref_index(r, b)) and None
+    _SKIP[_lead] = _skip_ref
 for _lead in (0x56, 0x76):
     _ENTRIES[_lead] = lambda r, b: _list(r, b, False)
     _SKIP[_lead] = lambda r, b: _list(r, b, True)

@@ -252,8 +252,8 @@ class FinalReader(Reader):
 
     def begin_object(self) -> ClassDef | None:
         """Consume class definitions and an object-instance lead; return its class, positioned at the
-        first field (the instance is registered for references). None, with nothing else consumed, when
-        the next value is not an object."""
+        first field (the instance is registered for references). None when the next value is not an
+        object: then only leading class definitions were consumed (they stay defined)."""
         b = _define_classes(self)
         if b == 0x4F or 0x60 <= b <= 0x6F:
             cdef = self.class_ref(_int_value(self, "class reference") if b == 0x4F else b - 0x60)

@@ -275,6 +275,3 @@ def fill(table: dict[int, Handler], leads: range | list[int], fn: Handler) -> No
     for b in leads:
         table[b] = fn
 
-
-__all__ = ["Reader", "ClassDef", "SKIPPED", "build_tables", "fill",
-           "_U16", "_I16", "_I32", "_U32", "_I64", "_F64", "_F32"]
