@@ -189,8 +189,10 @@ class ZooKeeperSource(Source):
             self._set_stale(True)
 
     def _on_connected(self) -> None:
-        self.connection = "connected"
         session = self._bridge.session_id
+        if session is None:
+            return  # already disconnected again: the SUSPENDED / LOST that follows says so
+        self.connection = "connected"
         if session != self._session_id:
             self.sessions += 1
             if self._session_id is not None:
@@ -205,6 +207,7 @@ class ZooKeeperSource(Source):
             self._watches.resync()
 
     async def _restore_registrations(self, resync: bool = False) -> None:
+        ok = False
         try:
             ok = await self._registrar.recreate()
             await self._registrar.delete_orphans()
