@@ -71,11 +71,11 @@ async def measure(n: int = 20000, rounds: int = 5, governance: bool = False) -> 
     down.connection_made(down_t)
     per_request = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(n):
             down.data_received(REQUEST)
             up.data_received(RESPONSE)
-        per_request.append((time.perf_counter() - t0) / n * 1e6)
+        per_request.append((time.process_time() - t0) / n * 1e6)
         assert down_t.out[-1].endswith(b"hello") and len(up_t.out) >= n
         down_t.out.clear()
         up_t.out.clear()

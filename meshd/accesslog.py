@@ -25,14 +25,11 @@ class AccessLog:
             self._out = sys.stdout
         else:
             self._out = open(path, "a", buffering=1 << 16)
+        self.enabled = self._out is not None
         self._buf: list[str] = []
         self._size = 0
         self._last_flush = time.monotonic()
         self.flush_interval = flush_interval
-
-    @property
-    def enabled(self) -> bool:
-        return self._out is not None
 
     def write(self, start: float, request_line: str, status: int | str, flags: str, bytes_in: int, bytes_out: int,
               duration: float, upstream: str, cluster: str, attempts: int) -> None:
@@ -61,3 +58,4 @@ class AccessLog:
         if self._out is not None and self._out is not sys.stdout:
             self._out.close()
         self._out = None
+        self.enabled = False

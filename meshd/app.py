@@ -82,6 +82,7 @@ class Meshd:
                              group=e.metadata.get("group", ""), version=e.metadata.get("version", ""),
                              metadata=e.metadata) for e in c.endpoints])
         self.clusters = ClusterManager(self.config, self.model, stats=self.stats)
+        self.stats.clusters = lambda: list(self.clusters.clusters.values())
         self.clusters.start_health_checks()
         self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
         self.runtime.governance = self._governor()

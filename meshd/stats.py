@@ -10,7 +10,7 @@ One :class:`Stats` per running meshd, on its own registry.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -61,8 +61,10 @@ class _Collector:
             latency.add_metric(list(rec.labels), buckets, rec.sum)
         attempts = CounterMetricFamily("meshd_upstream_attempts", "Upstream attempts (first tries and retries)",
                                        labels=["cluster", "outcome", "retry"])
-        for (cluster, outcome, retry), n in sorted(self.stats.attempts.items()):
-            attempts.add_metric([cluster, outcome, "true" if retry else "false"], n)
+        for cluster in list(self.stats.clusters()):
+            for retry, counts in (("false", cluster.attempts), ("true", cluster.retry_attempts)):
+                for outcome, n in sorted(counts.items(), key=lambda kv: kv[0].value):
+                    attempts.add_metric([cluster.name, outcome.value, retry], n)
         yield requests
         yield latency
         yield attempts
@@ -72,7 +74,7 @@ class Stats:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.records: dict[tuple[str, str, str], RequestStats] = {}
-        self.attempts: dict[tuple[str, str, bool], int] = {}
+        self.clusters: Callable[[], Iterable[Any]] = lambda: ()   # the app points this at its cluster runtimes
         r.register(_Collector(self))
         self.downstream_cx = Gauge("meshd_downstream_connections", "Open downstream connections", ["listener"],
                                    registry=r)
@@ -100,10 +102,6 @@ class Stats:
     def request_done(self, listener: str, protocol: str, cluster: str, outcome: str, status: int | str,
                      seconds: float) -> None:
         self.record(listener, protocol, cluster).done(outcome, status, seconds)
-
-    def attempt_done(self, cluster: str, outcome: str, retry: bool) -> None:
-        key = (cluster, outcome, retry)
-        self.attempts[key] = self.attempts.get(key, 0) + 1
 
     def downstream_connection(self, listener: str, delta: int) -> None:
         self.downstream_cx.labels(listener).inc(delta)

@@ -58,6 +58,9 @@ _ERRORS = frozenset({
     Outcome.CONNECT_FAILURE, Outcome.INTERNAL,
 })
 
+for _o in Outcome:
+    _o.failed = _o in _ERRORS           # a plain attribute: ``is_error`` without a property call on hot paths
+
 _FLAGS = {
     Outcome.NO_ROUTE: "NR",
     Outcome.NO_HEALTHY_UPSTREAM: "UH",

@@ -33,7 +33,7 @@ class Runtime:
 
 
 class ListenerContext:
-    __slots__ = ("name", "config", "routes", "runtime", "protocol", "records")
+    __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions")
 
     def __init__(self, config: ListenerConfig, routes: RouteTable | None, runtime: Runtime) -> None:
         self.name = config.name
@@ -42,3 +42,4 @@ class ListenerContext:
         self.runtime = runtime
         self.protocol = config.protocol
         self.records: dict[str, RequestStats] = {}   # per cluster name, for the hot path
+        self.rpc_decisions: dict[tuple, tuple] = {}  # (service, method, version) → (route, cluster, metadata)

@@ -42,9 +42,11 @@ class Governor:
         self.sentinel = sentinel or Sentinel()
         self.dialects: dict[str, str] = {}
         self.active = False
-        self.handled: dict[tuple[str, str, str], int] = {}
+        self.inbound = False                   # pass requests as inbound only when system rules need it
         self.metric_log: MetricLogWriter | None = None
         self._http_keys: dict[tuple, str] = {}
+        self._prepared: dict[tuple, tuple] = {}   # per resource key: (resources, needs args, needs origin)
+        self._referenced: frozenset[str] = frozenset()
         self.sentinel.on_state_change(self._state_changed)
         for kind in KINDS:
             rules = getattr(config, kind)
@@ -57,6 +59,10 @@ class Governor:
         changed = self.sentinel.load_rules(kind, document, dialect=dialect, strict=True)
         self.dialects[kind] = dialect
         self.active = any(self.sentinel.rules(k) for k in KINDS)
+        self.inbound = bool(self.sentinel.rules("system"))
+        self._referenced = frozenset(r.ref_resource for r in self.sentinel.rule_objects("flow")
+                                     if getattr(r, "ref_resource", ""))
+        self._prepared.clear()                 # plans changed: which requests need args/origin may too
         if changed:
             log.info("governance: %s rules now %d (%s dialect)", kind, len(self.sentinel.rules(kind)), dialect)
         return changed
@@ -66,20 +72,43 @@ class Governor:
                 for kind in KINDS}
 
     # -- requests --------------------------------------------------------------------------------------
+    def _prepare(self, resources: tuple[str, ...]) -> tuple:
+        """The resources a request must enter: those with rules of their own, or read by another's rule
+        (``refResource``). Statistics are kept for governed resources only; a request none of whose
+        resources is governed skips the engine (``resources`` is empty)."""
+        all_plans = [self.sentinel.plan(r) for r in resources]
+        plans = [p for p in all_plans if p.checked or p.standalone or p.resource in self._referenced]
+        if not plans and self.inbound:
+            plans = all_plans[:1]              # system rules count every inbound request once
+        prepared = (tuple(p.resource for p in plans), any(p.hotspot for p in plans),
+                    any(p.origin_stats for p in plans))
+        if len(self._prepared) < 10000:
+            self._prepared[resources] = prepared
+        return prepared
+
     def enter_rpc(self, ex: Any) -> Any:
         """Enter the attempt of RPC exchange ``ex``: an Entry, or a BlockError."""
         view = ex.view
-        service = view.service
-        method = f"{service}:{view.method}"
-        sentinel = self.sentinel
+        key = (view.service, view.method)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepare((view.service, f"{view.service}:{view.method}"))
+            self._prepared[key] = prepared
+        resources, needs_args, needs_origin = prepared
+        if not resources:
+            return None
         args: tuple = ()
         attachments = None
-        if sentinel.plan(method).hotspot or sentinel.plan(service).hotspot:
+        if needs_args:
             args, attachments = _rpc_arguments(ex)
-        origin = ""
-        if sentinel.plan(method).origin_stats or sentinel.plan(service).origin_stats:
-            origin = _rpc_origin(view)
-        return self._enter((service, method), origin, args, attachments)
+        try:
+            if len(resources) == 1:
+                return self.sentinel.entry(resources[0], _rpc_origin(view) if needs_origin else "", args,
+                                           attachments, 1, self.inbound)
+            return self.sentinel.entry_many(resources, _rpc_origin(view) if needs_origin else "", args,
+                                            attachments, 1, self.inbound)
+        except BlockError as err:
+            return err
 
     def enter_http(self, ex: Any) -> Any:
         route = ex.route
@@ -90,27 +119,22 @@ class Governor:
                                                         route=route.path_label, path=ex.url.decode("latin-1"))
             if len(self._http_keys) < 10000:
                 self._http_keys[key] = resource
+        resources, needs_args, needs_origin = self._prepared.get((resource,)) or self._prepare((resource,))
+        if not resources:
+            return None
         origin = ""
-        if self.sentinel.plan(resource).origin_stats:
+        if needs_origin:
             name = self.config.http_origin_header.lower().encode()
             origin = next((v.decode("latin-1") for n, v in ex.raw if n.lower() == name), "")
         attachments = None
-        if self.sentinel.plan(resource).hotspot:
+        if needs_args:
             attachments = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in ex.raw}
-        return self._enter((resource,), origin, (), attachments)
-
-    def _enter(self, resources: tuple[str, ...], origin: str, args: tuple, attachments: Any) -> Any:
         try:
-            entry = self.sentinel.entry_many(resources, origin=origin, args=args, attachments=attachments,
-                                             inbound=True)
+            if len(resources) == 1:
+                return self.sentinel.entry(resources[0], origin, (), attachments, 1, self.inbound)
+            return self.sentinel.entry_many(resources, origin, (), attachments, 1, self.inbound)
         except BlockError as err:
-            key = (err.resource, "block", err.block_type)
-            self.handled[key] = self.handled.get(key, 0) + 1
             return err
-        for r in resources:
-            key = (r, "pass", "")
-            self.handled[key] = self.handled.get(key, 0) + 1
-        return entry
 
     @staticmethod
     def block_message(err: BlockError) -> str:
@@ -134,8 +158,12 @@ class Governor:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
         handled = CounterMetricFamily("meshd_governance_handled", "Governance decisions per resource",
                                       labels=["resource", "result", "block_type"])
-        for (resource, result, block_type), n in sorted(self.handled.items()):
-            handled.add_metric([resource, result, block_type], n)
+        for resource, st in sorted(self.sentinel.stats().items()):
+            if resource.startswith("__"):
+                continue                       # the engine's own inbound node
+            handled.add_metric([resource, "pass", ""], st.pass_total)
+            for block_type, n in sorted(st.block_total.items()):
+                handled.add_metric([resource, "block", block_type], n)
         state = GaugeMetricFamily("meshd_governance_breaker_state",
                                   "Circuit breaker state (0 closed, 1 half-open, 2 open)", labels=["resource"])
         for status in self.sentinel.breaker_states():

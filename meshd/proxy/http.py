@@ -316,7 +316,7 @@ class HttpExchange:
         cluster = rt.clusters.get(name)
         if cluster is None:
             return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM, detail=f"unknown cluster {name!r}"))
-        if cluster.active_requests >= cluster.settings.circuit_breakers.max_requests:
+        if cluster.active_requests >= cluster.max_requests:
             cluster.stats["overflow"] += 1
             rt.stats.overflow.labels(cluster.name, "max_requests").inc()
             return self.reply_local(Result(Outcome.OVERFLOW, detail="cluster max_requests reached"))
@@ -375,10 +375,11 @@ class HttpExchange:
                 cfg = gov.config
                 status = 503 if entry.kind == "circuit_breaking" else cfg.block_status
                 return self._send_local(status, cfg.block_body.encode())
-            self.entry = entry
-            if entry.wait_ms > 0:
-                self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
-                return
+            if entry is not None:
+                self.entry = entry
+                if entry.wait_ms > 0:
+                    self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
+                    return
         self._send_attempt()
 
     def _send_attempt(self) -> None:
@@ -566,7 +567,7 @@ class HttpExchange:
         entry = self.entry
         if entry is not None:
             self.entry = None
-            entry.exit(error=outcome)
+            entry.exit(error=outcome.failed)
 
     def _attempt_done(self, outcome: Outcome, status: int | None = None) -> None:
         self._exit_entry(outcome)
@@ -575,13 +576,13 @@ class HttpExchange:
             return
         self.upstream_host = None
         host.active_requests -= 1
-        host.stats["requests"] += 1
-        if outcome.is_error:
-            host.stats["errors"] += 1
+        host.requests += 1
+        if outcome.failed:
+            host.errors += 1
         cluster = self.cluster
         if cluster.outlier is not None:
             cluster.record(host, outcome, status, True)
-        self.rt.stats.attempt_done(cluster.name, outcome.value, len(self.tried) > 1)
+        cluster.attempted(outcome, len(self.tried) > 1)
 
     def _arm_route_timer(self) -> None:
         if self.timer is None and not self.finished:

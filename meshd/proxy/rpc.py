@@ -153,37 +153,39 @@ class RpcDownstream(asyncio.Protocol):
 
 
 class RpcExchange:
-    """One RPC request and its response; see the module docstring."""
+    """One RPC request and its response; see the module docstring.
 
-    __slots__ = ("down", "rt", "adapter", "event", "view", "route", "cluster", "cluster_name", "metadata",
-                 "retry", "tried", "upstream_host", "upstream", "uid", "pool", "timer", "try_timer", "started",
-                 "finished", "status", "flags", "oneway", "outcome", "entry")
+    Hot path: most fields are class-level defaults, so a request writes only what it uses; routing
+    decisions are cached per listener by (service, method, version) when the route table cannot
+    depend on anything else (no group or attachment matchers, no weighted clusters).
+    """
+
+    view: RpcView | None = None
+    route: Any = None
+    cluster: Any = None
+    cluster_name = "-"
+    metadata: dict[str, str] = {}
+    retry: RetryState | None = None
+    tried: list | None = None
+    upstream_host: Any = None
+    upstream: MuxConnection | None = None
+    uid = 0
+    pool: MuxPool | None = None
+    timer: Any = None
+    try_timer: Any = None
+    finished = False
+    status: int | str = "-"
+    flags = ""
+    outcome = Outcome.OK
+    entry: Any = None
 
     def __init__(self, down: RpcDownstream, event: Any) -> None:
         self.down = down
         self.rt = down.rt
         self.adapter = down.adapter
         self.event = event
-        self.view: RpcView | None = None
-        self.route = None
-        self.cluster = None
-        self.cluster_name = "-"
-        self.metadata: dict[str, str] = {}
-        self.retry: RetryState | None = None
-        self.tried: list = []
-        self.upstream_host = None
-        self.upstream: MuxConnection | None = None
-        self.uid = 0
-        self.pool: MuxPool | None = None
-        self.timer = None
-        self.try_timer = None
-        self.started = self.rt.loop.time()
-        self.finished = False
-        self.status: int | str = "-"
-        self.flags = ""
-        self.oneway = self.adapter.oneway(event)
-        self.outcome = Outcome.OK
-        self.entry = None
+        self.started = down.rt.loop.time()
+        self.oneway = down.adapter.oneway(event)
 
     # -- routing -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -196,17 +198,31 @@ class RpcExchange:
             return self._route_without_body(exc)
         except CodecError as exc:
             return self.reply(Outcome.BAD_REQUEST, f"undecodable request: {exc}")
-        routes = down.ctx.routes
+        ctx = down.ctx
+        decision = ctx.rpc_decisions.get((view.service, view.method, view.version))
+        if decision is None:
+            decision = self._decide(view, ctx)
+            if decision is None:
+                return
+        self._forward(decision)
+
+    def _decide(self, view: RpcView, ctx: ListenerContext) -> tuple | None:
+        """Route ``view`` → (route, cluster, metadata, retry policy, timeout); remember it when nothing but
+        (service, method, version) decided it."""
+        routes = ctx.routes
         route = routes.match_rpc(view) if routes is not None else None
         if route is not None:
             if route.direct is not None:
-                return self.reply(Outcome.NO_ROUTE, f"route {route.name} has a direct response, which RPC "
-                                                    f"cannot carry")
-            name, md = route.pick_cluster(rt.rng)
+                self.reply(Outcome.NO_ROUTE, f"route {route.name} has a direct response, which RPC cannot carry")
+                return None
+            name, md = route.pick_cluster(self.rt.rng)
         else:
             name, md = view.service, {}
-        self.route = route
-        self._forward(name, md)
+        decision = _decision(route, name, md, ctx)
+        if (routes is None or routes.rpc_cacheable) and (route is None or not route.weighted) and \
+                len(ctx.rpc_decisions) < 4096:
+            ctx.rpc_decisions[(view.service, view.method, view.version)] = decision
+        return decision
 
     def _route_without_body(self, exc: UnsupportedSerialization) -> None:
         """A body meshd cannot parse is forwarded untouched when a catch-all route needs no body field."""
@@ -215,42 +231,44 @@ class RpcExchange:
         if route is None or route.action is None:
             return self.reply(Outcome.BAD_REQUEST, f"serialization id {exc.serialization_id} is not supported "
                                                    f"and routing needs the service name from the body")
-        self.route = route
         name, md = route.pick_cluster(self.rt.rng)
-        self._forward(name, md, use_request_metadata=False)
+        self._forward(_decision(route, name, md, self.down.ctx))
 
-    def _forward(self, name: str, route_md: dict[str, str], use_request_metadata: bool = True) -> None:
+    def _forward(self, decision: tuple) -> None:
+        route, name, route_md, policy, timeout = decision
         rt = self.rt
+        self.route = route
         self.cluster_name = name
         cluster = rt.clusters.get(name)
         if cluster is None:
             what = f"interface {self.view.service!r}" if self.view else "this request"
             return self.reply(Outcome.NO_ROUTE, f"no route and no cluster for {what}")
-        if cluster.active_requests >= cluster.settings.circuit_breakers.max_requests:
+        if cluster.active_requests >= cluster.max_requests:
             cluster.overflowed("max_requests")
             return self.reply(Outcome.OVERFLOW, f"cluster {name} max_requests reached")
         self.cluster = cluster
         cluster.active_requests += 1
-        self.metadata = self._metadata(cluster, route_md) if use_request_metadata else route_md
-        action = self.route.action if self.route is not None else None
-        policy = action.retry_policy if action is not None else None
+        view = self.view
+        if view is not None and cluster.request_metadata:
+            declared = cluster.subsets.declared
+            if declared["version"] or declared["group"] or self.down.ctx.config.header_to_metadata:
+                route_md = self._metadata(declared, route_md)
+        self.metadata = route_md
         if policy is not None:
             self.retry = RetryState(policy, rt.rng, http=False)
-        timeout = action.timeout if action is not None and action.timeout is not None else \
-            self.down.ctx.config.route_timeout
-        if self.view is not None:
-            native = self.adapter.timeout_ms(self.view)
+        if view is not None:
+            native = self.adapter.timeout_ms(view)
             if native is not None and native / 1000.0 < timeout:
                 timeout = native / 1000.0      # the caller's own deadline may shorten, never extend
-        if not self.oneway and timeout > 0:
+        if timeout > 0 and not self.oneway:
             self.timer = rt.timers.call_later(timeout, self._timeout)
-        self._attempt()
+        if policy is None and (rt.governance is None or not rt.governance.active):
+            self._send_attempt()
+        else:
+            self._attempt()
 
-    def _metadata(self, cluster: Any, route_md: dict[str, str]) -> dict[str, str]:
+    def _metadata(self, declared: dict[str, int], route_md: dict[str, str]) -> dict[str, str]:
         view = self.view
-        if view is None or not cluster.settings.subset.request_metadata:
-            return route_md
-        declared = cluster.subsets.declared
         md: dict[str, str] = {}
         if declared.get("version") and view.version != "*":
             md["version"] = view.version
@@ -275,12 +293,13 @@ class RpcExchange:
         gov = self.rt.governance
         if gov is not None and gov.active and self.view is not None:
             entry = gov.enter_rpc(self)
-            if isinstance(entry, BlockError):
-                return self.reply(Outcome.BLOCKED, f"{entry.kind} blocked: {gov.block_message(entry)}")
-            self.entry = entry
-            if entry.wait_ms > 0:
-                self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
-                return
+            if entry is not None:
+                if isinstance(entry, BlockError):
+                    return self.reply(Outcome.BLOCKED, f"{entry.kind} blocked: {gov.block_message(entry)}")
+                self.entry = entry
+                if entry.wait_ms > 0:
+                    self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
+                    return
         self._send_attempt()
 
     def _send_attempt(self) -> None:
@@ -288,7 +307,8 @@ class RpcExchange:
             return
         cluster = self.cluster
         policy = self.retry.policy if self.retry is not None else None
-        exclude = self.tried if policy is None or policy.retry_host_predicate == "previous_hosts" else ()
+        tried = self.tried
+        exclude = tried if tried and (policy is None or policy.retry_host_predicate == "previous_hosts") else ()
         host = cluster.pick(self.metadata, exclude)
         if host is None:
             cluster.stats["no_healthy"] += 1
@@ -297,7 +317,10 @@ class RpcExchange:
             return self.reply(Outcome.NO_HEALTHY_UPSTREAM,
                               f"no healthy provider in cluster {cluster.name}" + (f" for {md}" if md else ""))
         self.upstream_host = host
-        self.tried.append(host)
+        if tried is None:
+            self.tried = [host]
+        else:
+            tried.append(host)
         host.active_requests += 1
         if policy is not None and policy.per_try_timeout:
             self.try_timer = self.rt.timers.call_later(policy.per_try_timeout, self._per_try_timeout)
@@ -305,8 +328,12 @@ class RpcExchange:
         if pool is None:
             pool = host.pools[self.adapter.name] = MuxPool(host, cluster, self.adapter, self.rt.stats,
                                                            self.down.ctx.config.max_frame_size)
-        self.pool = pool
-        pool.acquire(self)
+        conns = pool.conns
+        if len(conns) == 1 and conns[0].usable and pool.settings.connections_per_endpoint == 1:
+            self.upstream_ready(conns[0])      # the common single-connection case, without the pool's choice
+        else:
+            self.pool = pool
+            pool.acquire(self)
 
     def upstream_ready(self, conn: MuxConnection) -> None:
         if self.finished:
@@ -330,14 +357,17 @@ class RpcExchange:
             return
         self.upstream = None
         result = self.adapter.result(event)
-        if result.outcome is not Outcome.OK and self._retry(result):
+        outcome = result.outcome
+        if outcome is not Outcome.OK and self._retry(result):
             return
-        self._cancel_try_timer()
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
         frame = event.frame
-        self.adapter.patch_id(frame, self.event.request_id)
+        conn.patch(frame, self.event.request_id)
         self.down.write(frame)
-        self.status = result.status if result.status is not None else "-"
-        self.outcome = result.outcome
+        self.status = result.status
+        self.outcome = outcome
         self._attempt_done(result)
         self._finish()
 
@@ -384,23 +414,24 @@ class RpcExchange:
         entry = self.entry
         if entry is not None:
             self.entry = None
-            entry.exit(error=outcome)
+            entry.exit(error=outcome.failed)
 
     def _attempt_done(self, result: Result) -> None:
-        self._exit_entry(result.outcome)
+        outcome = result.outcome
+        if self.entry is not None:
+            self._exit_entry(outcome)
         host = self.upstream_host
         if host is None:
             return
         self.upstream_host = None
         host.active_requests -= 1
-        host.stats["requests"] += 1
-        outcome = result.outcome
-        if outcome.is_error:
-            host.stats["errors"] += 1
+        host.requests += 1
+        if outcome.failed:
+            host.errors += 1
         cluster = self.cluster
         if cluster.outlier is not None:
             cluster.record(host, outcome, result.status, False)
-        self.rt.stats.attempt_done(cluster.name, outcome.value, len(self.tried) > 1)
+        cluster.attempted(outcome, len(self.tried) > 1)
 
     def _abandon_upstream(self) -> None:
         conn, self.upstream = self.upstream, None
@@ -463,21 +494,22 @@ class RpcExchange:
         rt.in_flight -= 1
         if self.cluster is not None:
             self.cluster.active_requests -= 1
-        self._exit_entry(self.outcome)
+        if self.entry is not None:
+            self._exit_entry(self.outcome)
         duration = rt.loop.time() - self.started
         down = self.down
         ctx = down.ctx
         rec = ctx.records.get(self.cluster_name)
         if rec is None:
             rec = ctx.records[self.cluster_name] = rt.stats.record(ctx.name, self.adapter.name, self.cluster_name)
-        rec.done(self.flags or self.outcome.value, self.status, duration)
+        rec.done(self.flags or self.outcome._value_, self.status, duration)
         if rt.access_log.enabled:
             view = self.view
             line = f"{self.adapter.name.upper()} {view.service}:{view.method} {view.version or '-'}" if view else \
                 f"{self.adapter.name.upper()} -"
             upstream = self.tried[-1].address if self.tried else ""
             rt.access_log.write(time.time() - duration, line, self.status, self.flags, len(self.event.frame), 0,
-                                duration, upstream, self.cluster_name, len(self.tried))
+                                duration, upstream, self.cluster_name, len(self.tried or ()))
         down.exchange_done(self)
 
     def downstream_closed(self) -> None:
@@ -491,6 +523,14 @@ class RpcExchange:
     def __repr__(self) -> str:
         v = self.view
         return f"<RpcExchange {self.adapter.name} {v.service if v else '?'}:{v.method if v else '?'}>"
+
+
+def _decision(route: Any, name: str, md: dict[str, str], ctx: ListenerContext) -> tuple:
+    """(route, cluster name, route metadata, retry policy, timeout): everything a route decides."""
+    action = route.action if route is not None else None
+    policy = action.retry_policy if action is not None else None
+    timeout = action.timeout if action is not None and action.timeout is not None else ctx.config.route_timeout
+    return route, name, md, policy, timeout
 
 
 class AutoDownstream(asyncio.Protocol):

@@ -14,12 +14,14 @@ checked against the raw bytes first (a body without ``\\x05group`` cannot carry 
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from meshd.codec import bolt, dubbo
 from meshd.codec.base import CodecError, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 
+_DUBBO_ID = struct.Struct(">q")
 _GROUP_KEY = b"\x05group"          # hessian2 compact string "group"
 _TIMEOUT_KEY = b"\x07timeout"
 
@@ -90,8 +92,36 @@ class DubboAdapter(RpcAdapter):
     def decoder(self, max_frame_size: int) -> dubbo.DubboDecoder:
         return dubbo.DubboDecoder(max_frame_size)
 
+    def __init__(self) -> None:
+        self._heads: dict[bytes, tuple[str, str, str]] = {}
+
     def view(self, event: dubbo.DubboRequest) -> RpcView:
-        """Raises UnsupportedSerialization / ProtocolError when the body cannot be read."""
+        """Raises UnsupportedSerialization / ProtocolError when the body cannot be read.
+
+        Callers repeat the same five head strings (dubbo version, path, version, method, descriptor);
+        when all five are compact ASCII strings their raw bytes key a cache of the decoded head, so a
+        repeated head costs five byte reads and one dict lookup.
+        """
+        frame = event.frame
+        p = 16
+        end = len(frame)
+        if frame[2] & 0x1F == 2:
+            for _ in range(5):
+                if p >= end or frame[p] >= 0x20:
+                    break
+                p += 1 + frame[p]
+            else:
+                if p <= end:
+                    key = bytes(frame[16:p])
+                    hit = self._heads.get(key)
+                    if hit is not None:
+                        return RpcView(event, self, hit[0], hit[1], hit[2])
+                    if key.isascii():          # byte lengths are character counts only for ASCII
+                        head = event.head()
+                        hit = (head.service or "", head.method or "", head.version or "")
+                        if len(self._heads) < 4096:
+                            self._heads[key] = hit
+                        return RpcView(event, self, hit[0], hit[1], hit[2])
         head = event.head()
         return RpcView(event, self, head.service or "", head.method or "", head.version or "")
 
@@ -124,8 +154,8 @@ class DubboAdapter(RpcAdapter):
         return not event.twoway
 
     @staticmethod
-    def patch_id(frame: bytearray, request_id: int) -> None:
-        dubbo.patch_request_id(frame, request_id)
+    def patch_id(frame: bytearray, request_id: int, _pack=_DUBBO_ID.pack_into) -> None:
+        _pack(frame, 4, request_id)
 
     @staticmethod
     def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
@@ -143,11 +173,12 @@ class DubboAdapter(RpcAdapter):
     def result(event: dubbo.DubboResponse) -> Result:
         status = event.status
         if status == 20:
-            try:
-                rtype = event.result_type()
-            except CodecError:
-                rtype = None
-            return Result(Outcome.APP_ERROR if rtype in (0, 3) else Outcome.OK, status)
+            frame = event.frame
+            # hessian2 (id 2): the body starts with the result type as a compact int 0x90..0x95;
+            # 0 and 3 are exception results. Other serializations: the status is all we know.
+            if frame[2] & 0x1F == 2 and len(frame) > 16 and frame[16] in (0x90, 0x93):
+                return _APP_ERROR_20
+            return _OK_20
         return Result(dubbo.status_outcome(status), status)
 
     @staticmethod
@@ -215,6 +246,9 @@ class BoltAdapter(RpcAdapter):
     def readonly(event: Any) -> bool | None:
         return None
 
+
+_OK_20 = Result(Outcome.OK, 20)
+_APP_ERROR_20 = Result(Outcome.APP_ERROR, 20)
 
 ADAPTERS: dict[str, RpcAdapter] = {"dubbo": DubboAdapter(), "bolt": BoltAdapter()}
 

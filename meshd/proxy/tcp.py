@@ -79,13 +79,19 @@ class TcpDownstream(asyncio.Protocol):
             if self.closed:
                 self.upstream.transport.close()
                 return
+            if self.pending:
+                self.upstream.transport.write(b"".join(self.pending))
+                self.pending.clear()
             self.transport.resume_reading()
             return
         log.warning("listener %s: no reachable endpoint in cluster %s", self.ctx.name, self.ctx.config.cluster)
         self.close()
 
     def data_received(self, data: bytes) -> None:
-        self.upstream.transport.write(data)   # reading is paused until the upstream exists
+        if self.upstream is None:
+            self.pending.append(data)         # uvloop may deliver bytes read before pause_reading took hold
+        else:
+            self.upstream.transport.write(data)
 
     def eof_received(self):
         if self.upstream is not None and self.upstream.transport.can_write_eof():

@@ -77,7 +77,7 @@ class CompiledRoute:
     """One route, its predicates compiled, its action kept as the validated config value."""
 
     __slots__ = ("config", "name", "action", "direct", "request_ops", "response_ops", "_path", "_headers",
-                 "_rpc", "_weights", "_total_weight", "path_label")
+                 "_rpc", "_weights", "_total_weight", "path_label", "weighted", "rpc_keys_only")
 
     def __init__(self, config: Route, index: int) -> None:
         self.config = config
@@ -94,6 +94,8 @@ class CompiledRoute:
                           if (sm := getattr(m, field)) is not None)
         self._weights: tuple[tuple[int, WeightedCluster], ...] = ()
         self._total_weight = 0
+        # an RPC route that looks only at service, method and version (its decision can be cached)
+        self.rpc_keys_only = not self._headers and m.group is None
         if self.action is not None and self.action.weighted_clusters:
             acc = 0
             weights = []
@@ -101,6 +103,7 @@ class CompiledRoute:
                 acc += wc.weight
                 weights.append((acc, wc))
             self._weights, self._total_weight = tuple(weights), acc
+        self.weighted = bool(self._weights)
 
     @staticmethod
     def _compile_path(m) -> Callable[[str], bool] | None:
@@ -188,9 +191,17 @@ class RouteTable:
                     self._prefix.append((d[:-1], cvh))
                 else:
                     self._exact.setdefault(d, cvh)
+        self.rpc_cacheable = all(r.rpc_keys_only for vh in self._all_vhosts() for r in vh.routes)
         self._suffix.sort(key=lambda x: -len(x[0]))
         self._prefix.sort(key=lambda x: -len(x[0]))
         self._host_cache: dict[str, CompiledVirtualHost | None] = {}
+
+    def _all_vhosts(self) -> list[CompiledVirtualHost]:
+        seen: dict[int, CompiledVirtualHost] = {}
+        for vh in [*self._exact.values(), *(v for _, v in self._suffix), *(v for _, v in self._prefix),
+                   *([self._any] if self._any else [])]:
+            seen[id(vh)] = vh
+        return list(seen.values())
 
     def virtual_host(self, host: str) -> CompiledVirtualHost | None:
         cached = self._host_cache.get(host, False)

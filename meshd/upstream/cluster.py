@@ -58,6 +58,8 @@ class ClusterRuntime:
         self.pending = 0                       # requests waiting for a connection (all pools)
         self.stats = {"requests": 0, "no_healthy": 0, "overflow": 0, "retries": 0, "retry_overflow": 0,
                       "ejections": 0}
+        self.attempts: dict[Outcome, int] = {}     # first tries by outcome
+        self.retry_attempts: dict[Outcome, int] = {}
         self._sets: dict[tuple, HostSet] = {}
         self._health_epoch = float("inf")      # the earliest moment an ejection ends
         self.health: HealthChecker | None = None
@@ -65,6 +67,8 @@ class ClusterRuntime:
 
     def configure(self, settings: ClusterSettings) -> None:
         self.settings = settings
+        self.max_requests = settings.circuit_breakers.max_requests
+        self.request_metadata = settings.subset.request_metadata
         self.subsets = SubsetIndex(settings.subset)
         for host in self.hosts.values():
             self.subsets.add(host)
@@ -144,6 +148,10 @@ class ClusterRuntime:
         """One finished attempt on ``host``: feeds outlier detection."""
         if self.outlier is not None and self.outlier.record(host, outcome, status, http):
             self.invalidate()
+
+    def attempted(self, outcome: Outcome, retry: bool) -> None:
+        counts = self.retry_attempts if retry else self.attempts
+        counts[outcome] = counts.get(outcome, 0) + 1
 
     def _ejected(self, host: Host, duration: float) -> None:
         self.stats["ejections"] += 1

@@ -14,7 +14,7 @@ from discovery.model import Endpoint
 
 class Host:
     __slots__ = ("endpoint", "address", "host", "port", "weight", "cluster", "active_requests", "hc_healthy",
-                 "hc_failed", "ejected_until", "ejections", "pools", "stats", "consecutive", "draining")
+                 "hc_failed", "ejected_until", "ejections", "pools", "requests", "errors", "consecutive", "draining")
 
     def __init__(self, endpoint: Endpoint, cluster: str) -> None:
         self.cluster = cluster
@@ -30,7 +30,8 @@ class Host:
         self.ejections = 0
         self.consecutive: dict[str, int] = {}  # outlier detection counters by kind
         self.pools: dict[str, Any] = {}        # protocol → pool
-        self.stats = {"requests": 0, "errors": 0}
+        self.requests = 0                      # finished attempts
+        self.errors = 0                        # of which failed (Outcome.failed)
         self.draining = False                  # the provider said readonly on every connection (Dubbo)
 
     def update(self, endpoint: Endpoint) -> None:
@@ -57,7 +58,7 @@ class Host:
                         "ejected_for_s": round(max(0.0, self.ejected_until - now), 3)},
             "active_requests": self.active_requests,
             "draining": self.draining,
-            "stats": dict(self.stats),
+            "stats": {"requests": self.requests, "errors": self.errors},
             "connections": {proto: pool.describe() for proto, pool in self.pools.items()},
         })
         return data

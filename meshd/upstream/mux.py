@@ -34,11 +34,12 @@ ID_LIMIT = 0x7FFFFFFF      # ids stay positive int32: valid for Dubbo (int64) an
 
 class MuxConnection(asyncio.Protocol):
     __slots__ = ("pool", "adapter", "transport", "decoder", "inflight", "next_id", "closed", "draining",
-                 "last_rx", "missed", "heartbeat_id")
+                 "last_rx", "missed", "heartbeat_id", "patch")
 
     def __init__(self, pool: "MuxPool") -> None:
         self.pool = pool
         self.adapter = pool.adapter
+        self.patch = pool.adapter.patch_id
         self.transport: asyncio.Transport | None = None
         self.decoder = pool.adapter.decoder(pool.max_frame_size)
         self.inflight: dict[int, Any] = {}
@@ -57,7 +58,7 @@ class MuxConnection(asyncio.Protocol):
     def send(self, exchange: Any, frame: bytearray, oneway: bool) -> int:
         """Patch ``frame`` with a fresh id on this connection, register ``exchange``, write. Returns the id."""
         uid = self.next_id = self.next_id + 1 if self.next_id < ID_LIMIT else 1
-        self.adapter.patch_id(frame, uid)
+        self.patch(frame, uid)
         if not oneway:
             self.inflight[uid] = exchange
         writebatch.write(self.transport, frame)
@@ -159,7 +160,7 @@ class MuxPool:
         conn = self._best()
         want = self.settings.connections_per_endpoint
         if conn is not None:
-            if self.connecting == 0 and len(conn.inflight) > 0 and self._usable() < want:
+            if len(self.conns) < want and self.connecting == 0 and conn.inflight and self._usable() < want:
                 self._open()                  # spread load: grow towards connections_per_endpoint
             waiter.upstream_ready(conn)
             return
