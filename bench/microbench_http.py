@@ -46,14 +46,19 @@ class FakeTransport:
         return ("127.0.0.1", 1) if name == "peername" else default
 
 
-async def measure(n: int = 20000, rounds: int = 5, governance: bool = False) -> dict:
+async def measure(n: int = 20000, rounds: int = 5, subset_retry: bool = False) -> dict:
     from meshd.app import Meshd
+    route: dict = {"cluster": "b"}
+    if subset_retry:
+        route.update(metadata_match={"version": "v1"},
+                     retry_policy={"retry_on": "5xx,reset", "num_retries": 2, "per_try_timeout": "1s"})
     config = build_config({
         "admin": {"address": "127.0.0.1:0"}, "access_log": {"path": None},
         "listeners": [{"name": "h", "address": "127.0.0.1:0", "protocol": "http", "route_config": "r"}],
         "route_configs": [{"name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
-            {"match": {"prefix": "/"}, "route": {"cluster": "b"}}]}]}],
-        "clusters": [{"name": "b", "endpoints": [{"address": "127.0.0.1:9"}]}],
+            {"match": {"prefix": "/"}, "route": route}]}]}],
+        "clusters": [{"name": "b", "subset": {"selectors": [["version"]]},
+                      "endpoints": [{"address": "127.0.0.1:9", "metadata": {"version": "v1"}}]}],
     })
     app = Meshd(config)
     await app.start()
@@ -84,4 +89,5 @@ async def measure(n: int = 20000, rounds: int = 5, governance: bool = False) -> 
 
 
 if __name__ == "__main__":
-    print(json.dumps(uvloop.run(measure())))
+    import sys
+    print(json.dumps(uvloop.run(measure(subset_retry="--subset-retry" in sys.argv))))

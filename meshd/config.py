@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -137,9 +138,13 @@ class RetryPolicy(Model):
                                        "known": ", ".join(sorted(RETRY_CONDITIONS))})
         return value
 
-    @property
+    @cached_property
     def conditions(self) -> frozenset[str]:
         return frozenset(c.strip() for c in self.retry_on.split(",") if c.strip())
+
+    @cached_property
+    def status_codes(self) -> frozenset[int]:
+        return frozenset(self.retriable_status_codes)
 
 
 class WeightedCluster(Model):

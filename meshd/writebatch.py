@@ -30,12 +30,11 @@ def end() -> None:
 
 
 def flush() -> None:
-    items = list(_pending.items())
+    # transport.write never calls back into this module synchronously, so iterating in place is safe
+    for transport, parts in _pending.items():
+        if not transport.is_closing():
+            transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
     _pending.clear()
-    for transport, parts in items:
-        if transport.is_closing():
-            continue
-        transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
 
 def write(transport: Any, data: bytes) -> None:

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import Any
 
 import httptools
 
@@ -237,58 +238,52 @@ class HttpDownstream(asyncio.Protocol):
 class HttpExchange:
     """One request/response exchange; see the module docstring."""
 
-    __slots__ = (
-        "down", "rt", "method", "url", "version", "keep_alive", "host", "chunked", "expect_continue", "lines",
-        "raw", "conn_tokens", "pending", "pending_size", "replay", "replay_size", "request_done", "route",
-        "cluster", "metadata", "retry", "tried", "upstream_host", "upstream", "pool", "response_started",
-        "response_done", "local", "status", "flags", "started", "bytes_in", "bytes_out", "chunked_out",
-        "close_after", "timer", "try_timer", "close_delimited", "finished", "detail", "cluster_name", "entry",
-    )
+    # Defaults for what most requests never change; a request writes only the fields it uses.
+    pending: list[bytes] | None = None
+    pending_size = 0
+    replay: list[bytes] | None = None
+    replay_size = 0
+    request_done = False
+    route: Any = None
+    cluster: Any = None
+    cluster_name = "-"
+    metadata: dict[str, str] | None = None
+    retry: RetryState | None = None
+    upstream_host: Any = None
+    upstream: UpstreamHttpConnection | None = None
+    pool: HttpPool | None = None
+    response_started = False
+    response_done = False
+    local = False
+    status = 0
+    flags = ""
+    detail = ""
+    bytes_in = 0
+    bytes_out = 0
+    chunked_out = False
+    timer: Any = None
+    try_timer: Any = None
+    close_delimited = False
+    finished = False
+    entry: Any = None
 
     def __init__(self, down: HttpDownstream, method: bytes, version: str, keep_alive: bool) -> None:
         self.down = down
-        self.rt = down.rt
+        rt = self.rt = down.rt
         self.method = method
         self.url = down.url
         self.version = version
         self.keep_alive = keep_alive
+        self.close_after = not keep_alive
         self.host = down.host
         self.chunked = down.chunked
         self.expect_continue = down.expect
         self.lines = down.lines
         self.raw = down.raw
         self.conn_tokens = down.conn_tokens
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-        self.replay: list[bytes] | None = None
-        self.replay_size = 0
-        self.request_done = False
-        self.route = None
-        self.cluster = None
-        self.cluster_name = "-"
-        self.metadata = None
-        self.retry: RetryState | None = None
         self.tried: list = []
-        self.upstream_host = None
-        self.upstream: UpstreamHttpConnection | None = None
-        self.pool: HttpPool | None = None
-        self.response_started = False
-        self.response_done = False
-        self.local = False
-        self.status = 0
-        self.flags = ""
-        self.detail = ""
-        self.started = self.rt.loop.time()
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.chunked_out = False
-        self.close_after = not keep_alive
-        self.timer = None
-        self.try_timer = None
-        self.close_delimited = False
-        self.finished = False
-        self.entry = None
-        self.rt.in_flight += 1
+        self.started = rt.loop.time()
+        rt.in_flight += 1
 
     # -- request side --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -324,8 +319,8 @@ class HttpExchange:
         cluster.active_requests += 1
         policy = route.action.retry_policy
         if policy is not None:
-            self.retry = RetryState(policy, rt.rng, http=True, idempotent=self.method in IDEMPOTENT_METHODS)
-            if self.retry.enabled:
+            # the retry state itself is made at the first failure; until then only the body is kept
+            if policy.num_retries > 0 and (policy.retry_non_idempotent or self.method in IDEMPOTENT_METHODS):
                 self.replay = []
         if self.request_done:
             self._arm_route_timer()
@@ -346,6 +341,8 @@ class HttpExchange:
         if self.upstream is not None:
             self.upstream.write(framed)
         else:
+            if self.pending is None:
+                self.pending = []
             self.pending.append(framed)
             self.pending_size += len(framed)
             if self.pending_size > PENDING_LIMIT:
@@ -359,6 +356,8 @@ class HttpExchange:
             if self.upstream is not None:
                 self.upstream.write(http1.LAST_CHUNK)
             else:
+                if self.pending is None:
+                    self.pending = []
                 self.pending.append(http1.LAST_CHUNK)
         if self.cluster is not None:
             self._arm_route_timer()
@@ -416,7 +415,7 @@ class HttpExchange:
         head = self._request_head()
         if self.pending:
             head = head + b"".join(self.pending)
-            self.pending = []
+            self.pending = None
             self.pending_size = 0
             self.down.resume_reading("buffer")
         conn.write(head)
@@ -455,10 +454,10 @@ class HttpExchange:
                       chunked: bool) -> None:
         if conn is not self.upstream:
             return
-        retry = self.retry
-        if retry is not None and (status >= 500 or status in (409, 429) or retry._codes):
+        if self.replay is not None and (status >= 500 or status in (409, 429)
+                                        or self.route.action.retry_policy.status_codes):
             result = Result(http_outcome(status), status)
-            if self._retry_possible() and retry.retriable(result):
+            if self._retry_possible() and self.retry.retriable(result):
                 conn.exchange = None
                 conn.pool.release(conn, False)   # abandon this response: the connection cannot be reused
                 self.upstream = None
@@ -528,8 +527,15 @@ class HttpExchange:
         self._attempt_failed(Result(Outcome.RESET, detail=reason))
 
     # -- failures, retries, timeouts ---------------------------------------------------------------
+    def _retry_state(self) -> RetryState | None:
+        """The request's retry state, made on first use; None when this request may not be retried."""
+        if self.retry is None and self.replay is not None:
+            self.retry = RetryState(self.route.action.retry_policy, self.rt.rng, http=True)
+        return self.retry
+
     def _retry_possible(self) -> bool:
-        return (self.retry is not None and self.retry.remaining > 0 and self.replay is not None
+        retry = self._retry_state()
+        return (retry is not None and retry.remaining > 0 and self.replay is not None
                 and self.cluster.retry_allowed())
 
     def _attempt_failed(self, result: Result) -> None:

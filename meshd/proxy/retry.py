@@ -45,7 +45,7 @@ class RetryState:
         else:
             self.remaining = policy.num_retries
             self.conditions = policy.conditions
-        self._codes = frozenset(policy.retriable_status_codes) if policy else frozenset()
+        self._codes = policy.status_codes if policy else frozenset()
 
     @property
     def enabled(self) -> bool:

@@ -170,7 +170,13 @@ class HttpPool:
         self._closed = False
 
     def acquire(self, waiter: Any) -> None:
-        s, cluster = self.state, self.cluster
+        s = self.state
+        if s.idle:                            # the keep-alive fast path: no cluster-wide count changes
+            conn = s.idle.pop()
+            s.busy.add(conn)
+            waiter.upstream_ready(conn)
+            return
+        cluster = self.cluster
         before = (s.total, len(s.waiters))
         decision, conn = s.acquire(waiter, cluster.may_connect(s.total), cluster.may_wait())
         self._account(before)
@@ -198,6 +204,12 @@ class HttpPool:
         if conn.closed or self._closed or (limit is not None and conn.requests >= limit):
             reusable = False
         conn.exchange = None
+        s = self.state
+        if reusable and not s.waiters and not conn.read_paused:
+            s.busy.discard(conn)              # the keep-alive fast path: back to idle, nothing to count
+            s.idle.append(conn)
+            conn.idle_since = self.loop.time()
+            return
         if not reusable:
             conn.close()
         elif conn.read_paused:

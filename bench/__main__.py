@@ -1,0 +1,105 @@
+"""``make bench``: every benchmark scenario in one invocation; JSON to bench/out/, a table appended to
+bench/RESULTS.md.
+
+Scenarios: ``http`` (direct / meshd / nginx / haproxy), ``dubbo`` and ``bolt`` (pipelined: direct / byte
+relay / meshd / meshd with governance), ``governance`` (entry+exit µs), ``subset`` (HTTP with subset
+routing and a retry policy vs plain, same run), ``zookeeper`` (2,000 services × 10 providers).
+``python -m bench [--quick] [scenario ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench import harness
+
+OUT = Path(__file__).resolve().parent / "out"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper")
+
+
+def run(names: list[str], quick: bool) -> dict:
+    rounds, seconds = (3, 3.0) if quick else (5, 5.0)
+    results: dict = {"machine": harness.machine(), "quick": quick}
+    for name in names:
+        work = harness.workdir()
+        t0 = time.monotonic()
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        if name == "http":
+            from bench import http_scenario
+            results[name] = http_scenario.run(work, rounds=rounds, seconds=seconds)
+        elif name == "subset":
+            from bench import subset_scenario
+            results[name] = subset_scenario.run(work, rounds=rounds, seconds=seconds)
+        elif name in ("dubbo", "bolt"):
+            from bench import rpc_scenario
+            results[name] = rpc_scenario.run(work, name, rounds=rounds, seconds=seconds)
+        elif name == "governance":
+            from bench import governance_bench
+            results[name] = governance_bench.run()
+        elif name == "zookeeper":
+            from bench import zookeeper_bench
+            results[name] = zookeeper_bench.run(services=500 if quick else 2000)
+        results[name]["elapsed_s"] = round(time.monotonic() - t0, 1)
+    return results
+
+
+def table(results: dict) -> str:
+    m = results["machine"]
+    lines = [f"\n## {m['date']} UTC — {m['cpus']} CPUs, Python {m['python']}, load at start {m['loadavg_at_start']}"
+             f"{' (quick)' if results.get('quick') else ''}\n"]
+    for proto in ("http", "subset", "dubbo", "bolt"):
+        r = results.get(proto)
+        if not r or "targets" not in r:
+            continue
+        lines.append(f"**{proto}** ({r.get('connections')} connections"
+                     + (f", {r['in_flight_per_connection']} in flight each" if "in_flight_per_connection" in r else "")
+                     + f", median of {r['rounds']} interleaved rounds of {r['seconds_per_round']} s)\n")
+        lines.append("| target | req/s | p50 ms | p99 ms | proxy CPU µs/req | rounds req/s |")
+        lines.append("|---|---|---|---|---|---|")
+        for name, t in r["targets"].items():
+            cpu = "" if t.get("cpu_us_per_request") is None else t["cpu_us_per_request"]
+            lines.append(f"| {name} | {t['rps']} | {t['p50_ms']} | {t['p99_ms']} | {cpu} | {t['rounds_rps']} |")
+        lines.append("\nratios: " + ", ".join(f"{k} = {v}" for k, v in r["ratios"].items()))
+        if "latency_at_half_peak" in r and "p99_added_ms" in r["latency_at_half_peak"]:
+            h = r["latency_at_half_peak"]
+            lines.append(f"; at half of meshd's peak ({h['target_rps']} req/s target): p99 direct "
+                         f"{h['direct']['p99_ms']} ms, through meshd {h['meshd']['p99_ms']} ms, added "
+                         f"{h['p99_added_ms']} ms")
+        lines.append("")
+    g = results.get("governance")
+    if g:
+        lines.append(f"**governance**: entry+exit {json.dumps({k: v for k, v in g.items() if k != 'elapsed_s'})}\n")
+    z = results.get("zookeeper")
+    if z:
+        lines.append(f"**zookeeper**: {json.dumps({k: v for k, v in z.items() if k != 'elapsed_s'})}\n")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 3 s (default 5 of 5 s)")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    results = run(list(args.scenarios) or list(SCENARIOS), args.quick)
+    OUT.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (OUT / f"results-{stamp}.json").write_text(json.dumps(results, indent=2))
+    text = table(results)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nAppended by `make bench`.\n")
+    with open(RESULTS, "a") as f:
+        f.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
