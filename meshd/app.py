@@ -50,8 +50,13 @@ def build_source(spec: Any, config: Config) -> Source:
     if spec.type == "file":
         return FileSource(spec.name, str(config.resolve_path(spec.path)), spec.poll_interval, validate_cluster_entry)
     if spec.type == "zookeeper":
-        from discovery.zookeeper.wiring import build_zookeeper_source
-        return build_zookeeper_source(spec, config)
+        from discovery.zookeeper import ZooKeeperSource
+        auth = f"{spec.auth.username}:{spec.auth.password.get_secret_value()}" if spec.auth else None
+        snapshot = spec.snapshot_path or f".meshd/{spec.name}-snapshot.json"
+        return ZooKeeperSource(
+            spec.name, spec.servers, chroot=spec.chroot, session_timeout=spec.session_timeout, auth=auth,
+            layout=spec.layout, services=spec.services, root=spec.root,
+            snapshot_path=str(config.resolve_path(snapshot)), sync_timeout=spec.sync_timeout)
     raise ValueError(f"unknown discovery source type {spec.type!r}")
 
 
@@ -129,9 +134,18 @@ class Meshd:
             log.warning("discovery %s: no sync within %.1fs; ready anyway with what it has", source.name, timeout)
             self.ready_reasons.pop(source.name, None)
 
+    async def add_listener(self, lc: Any) -> Listener:
+        """Bind one more listener at runtime (registry APIs add the Bolt port SOFARPC's mesh client uses)."""
+        routes = self.routes.get(lc.route_config) if lc.route_config else None
+        listener = Listener(ListenerContext(lc, routes, self.runtime))
+        await listener.start()
+        self.listeners.append(listener)
+        log.info("listener %s (%s) on %s", lc.name, lc.protocol, listener.bound)
+        return listener
+
     @property
     def ready(self) -> bool:
-        return not self.ready_reasons and len(self.listeners) == len(self.config.listeners)
+        return not self.ready_reasons and len(self.listeners) >= len(self.config.listeners)
 
     async def _sweep(self) -> None:
         """Once a second: close idle upstream and downstream connections, flush the access log."""
