@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from discovery.model import ClusterModel, EndpointSpec
+from discovery.model import ClusterModel, EndpointSpec, assign_instances
 from discovery.source import Source
 
 log = logging.getLogger("meshd.discovery.file")
@@ -68,7 +68,11 @@ def parse_clusters(text: str, origin: str, validate: Validator | None = None
         endpoints = entry.get("endpoints") or []
         if not isinstance(endpoints, list):
             raise FileSourceError(f"{where}.endpoints: expected a list")
-        clusters[name] = [_endpoint(e, f"{where}.endpoints[{j}]") for j, e in enumerate(endpoints)]
+        specs = [_endpoint(e, f"{where}.endpoints[{j}]") for j, e in enumerate(endpoints)]
+        try:
+            clusters[name] = assign_instances(specs)
+        except ValueError as exc:
+            raise FileSourceError(f"{where} ({name}): {exc}") from None
         rest = {k: v for k, v in entry.items() if k not in ("name", "endpoints")}
         if rest:
             settings[name] = rest

@@ -2,7 +2,9 @@
 
 A *source* (file, ZooKeeper, Nacos, xDS, ...) reports, per cluster name, the full set of endpoints it
 currently knows (:class:`EndpointSpec`). The model keeps each source's contribution apart and publishes
-the *union*: one :class:`Endpoint` per address, remembering every source that reported it (dual mode).
+the *union*: one :class:`Endpoint` per key, remembering every source that reported it (dual mode). The
+key is the address, or ``address#instance`` when a source tells several endpoints at one address apart
+(one process exporting two versions or groups of an interface: both must stay selectable).
 When sources disagree about an address, the source registered first (``source_order``, else first seen)
 supplies the typed fields; metadata is merged with the same precedence.
 
@@ -20,7 +22,7 @@ Subscribers are called synchronously, in subscription order, after the model has
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
@@ -65,6 +67,11 @@ class EndpointSpec:
     version: str = ""
     enabled: bool = True
     metadata: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    instance: str = ""            # tells apart several endpoints at one address ("" = the usual single one)
+
+    @property
+    def key(self) -> str:
+        return f"{self.address}#{self.instance}" if self.instance else self.address
 
     def __post_init__(self) -> None:
         split_address(self.address)
@@ -72,6 +79,28 @@ class EndpointSpec:
             raise ValueError(f"endpoint {self.address}: weight {self.weight} is negative")
         if not isinstance(self.metadata, MappingProxyType):
             object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+
+def assign_instances(specs: Iterable[EndpointSpec]) -> list[EndpointSpec]:
+    """Tell apart endpoints that share an address: each gets ``instance = "group/version"`` (the usual
+    single endpoint per address keeps ``instance = ""``). Raises ValueError when two share address, group
+    and version too — nothing could route between them."""
+    specs = list(specs)
+    counts: dict[str, int] = {}
+    for spec in specs:
+        counts[spec.address] = counts.get(spec.address, 0) + 1
+    if all(n == 1 for n in counts.values()):
+        return specs
+    out, seen = [], set()
+    for spec in specs:
+        if counts[spec.address] > 1 and not spec.instance:
+            spec = replace(spec, instance=f"{spec.group}/{spec.version}")
+        if spec.key in seen:
+            raise ValueError(f"endpoint {spec.address} is listed twice with group {spec.group!r} and version "
+                             f"{spec.version!r}")
+        seen.add(spec.key)
+        out.append(spec)
+    return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -91,6 +120,11 @@ class Endpoint:
     metadata: Mapping[str, str]
     sources: tuple[str, ...]
     stale: bool = False
+    instance: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.address}#{self.instance}" if self.instance else self.address
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Endpoint):
@@ -98,10 +132,10 @@ class Endpoint:
         return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash(self.address)
+        return hash(self.key)
 
     def _key(self) -> tuple:
-        return (self.address, self.weight, self.health, self.zone, self.priority, self.group, self.version,
+        return (self.address, self.instance, self.weight, self.health, self.zone, self.priority, self.group, self.version,
                 self.enabled, dict(self.metadata), self.sources, self.stale)
 
     @property
@@ -114,6 +148,7 @@ class Endpoint:
             "address": self.address, "weight": self.weight, "health": self.health.value, "zone": self.zone,
             "priority": self.priority, "group": self.group, "version": self.version, "enabled": self.enabled,
             "metadata": dict(self.metadata), "sources": list(self.sources), "stale": self.stale,
+            **({"instance": self.instance} if self.instance else {}),
         }
 
 
@@ -218,7 +253,7 @@ class ClusterModel:
         self._rank.setdefault(source, len(self._rank))
         specs: dict[str, EndpointSpec] = {}
         for spec in endpoints:
-            specs[spec.address] = spec
+            specs[spec.key] = spec
         c = self._clusters.get(cluster)
         created = c is None
         if c is None:
@@ -273,23 +308,23 @@ class ClusterModel:
     def _order(self, source: str) -> int:
         return self._rank.get(source, len(self._rank))
 
-    def _recompute(self, c: Cluster, addresses: set[str], created: bool = False,
+    def _recompute(self, c: Cluster, keys: set[str], created: bool = False,
                    settings_changed: bool = False) -> ClusterDiff:
         added, removed, changed = [], [], []
         sources = sorted(c._by_source, key=self._order)
-        for address in sorted(addresses):
-            reports = [(s, c._by_source[s].specs[address]) for s in sources if address in c._by_source[s].specs]
-            old = c.endpoints.get(address)
-            new = self._merge(address, reports) if reports else None
+        for key in sorted(keys):
+            reports = [(s, c._by_source[s].specs[key]) for s in sources if key in c._by_source[s].specs]
+            old = c.endpoints.get(key)
+            new = self._merge(reports) if reports else None
             if new is None:
                 if old is not None:
-                    del c.endpoints[address]
+                    del c.endpoints[key]
                     removed.append(old)
             elif old is None:
-                c.endpoints[address] = new
+                c.endpoints[key] = new
                 added.append(new)
             elif old != new:
-                c.endpoints[address] = new
+                c.endpoints[key] = new
                 changed.append((old, new))
         diff = ClusterDiff(c.name, tuple(added), tuple(removed), tuple(changed), created=created,
                            settings_changed=settings_changed)
@@ -297,7 +332,7 @@ class ClusterModel:
             c.version += 1
         return diff
 
-    def _merge(self, address: str, reports: list[tuple[str, EndpointSpec]]) -> Endpoint:
+    def _merge(self, reports: list[tuple[str, EndpointSpec]]) -> Endpoint:
         fresh = [r for r in reports if r[0] not in self._stale]
         # Fresh sources take precedence over stale ones, for the typed fields and the metadata alike.
         ordered = fresh + [r for r in reports if r[0] in self._stale]
@@ -305,12 +340,12 @@ class ClusterModel:
         metadata: dict[str, str] = {}
         for _, spec in reversed(ordered):
             metadata.update(spec.metadata)
-        host, port = split_address(address)
+        host, port = split_address(primary.address)
         return Endpoint(
-            address=address, host=host, port=port, weight=primary.weight, health=primary.health,
+            address=primary.address, host=host, port=port, weight=primary.weight, health=primary.health,
             zone=primary.zone, priority=primary.priority, group=primary.group, version=primary.version,
             enabled=primary.enabled, metadata=MappingProxyType(metadata),
-            sources=tuple(s for s, _ in reports), stale=not fresh,
+            sources=tuple(s for s, _ in reports), stale=not fresh, instance=primary.instance,
         )
 
     def _publish(self, diff: ClusterDiff) -> ClusterDiff:

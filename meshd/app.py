@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from discovery.file import FileSource
-from discovery.model import ClusterModel, EndpointSpec
+from discovery.model import ClusterModel, EndpointSpec, assign_instances
 from discovery.source import Source
 from meshd.accesslog import AccessLog
 from meshd.config import ClusterConfig, Config, ConfigError, format_errors, load_config
@@ -83,10 +83,10 @@ class Meshd:
     # -- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
         for c in self.config.clusters:
-            self.model.apply(STATIC_SOURCE, c.name, [
+            self.model.apply(STATIC_SOURCE, c.name, assign_instances(
                 EndpointSpec(address=e.address, weight=e.weight, zone=e.zone, priority=e.priority,
                              group=e.metadata.get("group", ""), version=e.metadata.get("version", ""),
-                             metadata=e.metadata) for e in c.endpoints])
+                             metadata=e.metadata) for e in c.endpoints))
         self.clusters = ClusterManager(self.config, self.model, stats=self.stats)
         self.stats.clusters = lambda: list(self.clusters.clusters.values())
         self.clusters.start_health_checks()

@@ -303,6 +303,18 @@ class ClusterConfig(ClusterSettings):
     name: Name
     endpoints: list[EndpointConfig] = []
 
+    @model_validator(mode="after")
+    def _distinct_endpoints(self) -> "ClusterConfig":
+        seen: set[tuple] = set()
+        for e in self.endpoints:
+            key = (e.address, e.metadata.get("group", ""), e.metadata.get("version", ""))
+            if key in seen:
+                raise PydanticCustomError("unique", "cluster {name}: endpoint {address} is listed twice with the "
+                                          "same group and version", {"name": repr(self.name),
+                                                                     "address": e.address})
+            seen.add(key)
+        return self
+
 
 # -------------------------------------------------------------------------------------------- listeners
 class ListenerConfig(Model):

@@ -9,16 +9,18 @@ Readiness: a service is *ready* once its provider list was read, its configurato
 the data of every listed provider is known (SOFARPC). The source publishes nothing for a service before it is
 ready, so that a provider disabled by a rule or flagged offline never shows up enabled, even briefly.
 
-One endpoint per address: the cluster model keys endpoints by ``host:port``. When several provider URLs share
-an address (one process exporting two versions or groups of an interface), the enabled one with the highest
-weight is kept (ties: by group, version, node name) and :attr:`ServiceState.shared_addresses` counts the rest.
+Several provider URLs at one address: when one process exports two versions or groups of an interface, each
+(group, version) becomes its own endpoint, told apart by ``instance = "group/version"`` (the model keys it
+``address#group/version``), so routing by version or group can still select either. URLs that share address,
+group and version (duplicates differing only in other parameters) keep the enabled one with the highest
+weight (ties: node name); :attr:`ServiceState.shared_addresses` counts the URLs dropped that way.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from discovery.model import EndpointSpec
+from discovery.model import EndpointSpec, assign_instances
 from discovery.zookeeper.layouts import Layout, ProviderNode
 from discovery.zookeeper.overrides import Override, parse_override
 from discovery.zookeeper.urls import URLError
@@ -105,16 +107,17 @@ class ServiceState:
                 continue
             online = self.layout.online(self.data.get(name))
             spec, warm = self.layout.endpoint(node, online, rules, now_ms, default_warmup_ms)
-            rank = (not spec.enabled, -spec.weight, spec.group, spec.version, name)
-            previous = chosen.get(spec.address)
+            rank = (not spec.enabled, -spec.weight, name)
+            slot = (spec.address, spec.group, spec.version)
+            previous = chosen.get(slot)
             if previous is not None:
                 shared += 1
                 if previous[0] <= rank:
                     continue
-            chosen[spec.address] = (rank, spec)
+            chosen[slot] = (rank, spec)
             warming = warming or warm
         self.shared_addresses = shared
-        return [spec for _, spec in chosen.values()], warming
+        return assign_instances(spec for _, spec in chosen.values()), warming
 
     # -- snapshot -------------------------------------------------------------------------------------
     def to_json(self) -> dict:

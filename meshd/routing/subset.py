@@ -73,7 +73,7 @@ class _Selector:
     def add(self, host: Host) -> tuple[str, ...] | None:
         values = self.values(host)
         if values is not None:
-            self.subsets.setdefault(values, {})[host.address] = host
+            self.subsets.setdefault(values, {})[host.key] = host
         return values
 
     def remove(self, host: Host, values: tuple[str, ...] | None) -> None:
@@ -81,7 +81,7 @@ class _Selector:
             return
         subset = self.subsets.get(values)
         if subset is not None:
-            subset.pop(host.address, None)
+            subset.pop(host.key, None)
             if not subset:
                 del self.subsets[values]
 
@@ -102,15 +102,15 @@ class SubsetIndex:
 
     # -- maintenance, from host diffs ---------------------------------------------------------------
     def add(self, host: Host) -> None:
-        self._hosts[host.address] = host
-        self._memberships[host.address] = [(sel, sel.add(host)) for sel in self._selectors.values()]
+        self._hosts[host.key] = host
+        self._memberships[host.key] = [(sel, sel.add(host)) for sel in self._selectors.values()]
         self._declare(host, 1)
         self.version += 1
 
     def remove(self, host: Host) -> None:
-        if self._hosts.pop(host.address, None) is not None:
+        if self._hosts.pop(host.key, None) is not None:
             self._declare(host, -1)
-        for sel, values in self._memberships.pop(host.address, ()):
+        for sel, values in self._memberships.pop(host.key, ()):
             sel.remove(host, values)
         self.version += 1
 
@@ -123,7 +123,7 @@ class SubsetIndex:
 
     def update(self, host: Host) -> None:
         """Metadata of ``host`` changed: move it between subsets where its values changed."""
-        old = self._memberships.get(host.address)
+        old = self._memberships.get(host.key)
         if old is None:
             return self.add(host)
         self._recount()
@@ -134,7 +134,7 @@ class SubsetIndex:
                 sel.remove(host, values)
                 sel.add(host)
             new.append((sel, fresh))
-        self._memberships[host.address] = new
+        self._memberships[host.key] = new
         self.version += 1
 
     def _recount(self) -> None:

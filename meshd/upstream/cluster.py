@@ -84,18 +84,18 @@ class ClusterRuntime:
         """Update hosts (and the subset index) from a diff; returns the removed hosts (pools to close)."""
         added, removed, changed = [], [], []
         for ep in diff.added:
-            host = self.hosts[ep.address] = Host(ep, self.name)
+            host = self.hosts[ep.key] = Host(ep, self.name)
             added.append(host)
         for _, ep in diff.changed:
-            host = self.hosts.get(ep.address)
+            host = self.hosts.get(ep.key)
             if host is None:
-                host = self.hosts[ep.address] = Host(ep, self.name)
+                host = self.hosts[ep.key] = Host(ep, self.name)
                 added.append(host)
             else:
                 host.update(ep)
                 changed.append(host)
         for ep in diff.removed:
-            host = self.hosts.pop(ep.address, None)
+            host = self.hosts.pop(ep.key, None)
             if host is not None:
                 removed.append(host)
         self.subsets.apply(added, removed, changed)
@@ -193,7 +193,7 @@ class ClusterRuntime:
             "active_requests": self.active_requests, "connections": self.connections, "pending": self.pending,
             "stats": dict(self.stats),
             "subsets": self.subsets.describe() if self.settings.subset.selectors else {},
-            "endpoints": [h.to_json(now) for h in sorted(self.hosts.values(), key=lambda h: h.address)],
+            "endpoints": [h.to_json(now) for h in sorted(self.hosts.values(), key=lambda h: h.key)],
         }
 
     def close(self) -> None:

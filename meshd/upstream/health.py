@@ -140,11 +140,11 @@ class HealthChecker:
             await asyncio.sleep(check.interval + rng.uniform(0, check.interval_jitter))
 
     def _record(self, host: Any, reason: str, check: HealthCheck) -> None:
-        if host.address not in self.cluster.hosts:
+        if host.key not in self.cluster.hosts:
             return                            # removed while probing
         was = host.hc_healthy
-        healthy, streak = next_verdict(was, self._streaks.get(host.address, 0), not reason, check)
-        self._streaks[host.address] = streak
+        healthy, streak = next_verdict(was, self._streaks.get(host.key, 0), not reason, check)
+        self._streaks[host.key] = streak
         if reason:
             host.hc_failed = reason
         if healthy != was:

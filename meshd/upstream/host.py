@@ -13,12 +13,13 @@ from discovery.model import Endpoint
 
 
 class Host:
-    __slots__ = ("endpoint", "address", "host", "port", "weight", "cluster", "active_requests", "hc_healthy",
+    __slots__ = ("endpoint", "key", "address", "host", "port", "weight", "cluster", "active_requests", "hc_healthy",
                  "hc_failed", "ejected_until", "ejections", "pools", "requests", "errors", "consecutive", "draining")
 
     def __init__(self, endpoint: Endpoint, cluster: str) -> None:
         self.cluster = cluster
         self.endpoint = endpoint
+        self.key = endpoint.key                # address, or address#instance (one of several at an address)
         self.address = endpoint.address
         self.host = endpoint.host
         self.port = endpoint.port

@@ -370,3 +370,22 @@ def test_routing_keys_version_group_and_attachments(meshd_run, provider):
     assert who(20, attachments={"dubbo.tag": "gray"}) == "gray"
     raw.send(dubbo.encode_request(30, IFACE, "sayHello", ["x"], param_types=["java.lang.String"], version="2.0.0"))
     assert raw.read().result().value.startswith("v2:")
+
+
+def test_one_address_exporting_two_versions_serves_both(meshd_run, provider):
+    both, only_v2 = provider("dubbo", "both"), provider("dubbo", "v2only")
+    m = meshd_run(rpc_config([{"name": IFACE, "lb_policy": "round_robin", "endpoints": [
+        {"address": both.address, "metadata": {"version": "1.0.0"}},
+        {"address": both.address, "metadata": {"version": "2.0.0"}},
+        {"address": only_v2.address, "metadata": {"version": "2.0.0"}}]}]))
+    raw = Raw(m.port("dubbo"), "dubbo")
+
+    def who(rid, version):
+        raw.send(dubbo.encode_request(rid, IFACE, "sayHello", ["x"], param_types=["java.lang.String"],
+                                      version=version))
+        return raw.read().result().value.split(":")[0]
+
+    assert {who(i, "1.0.0") for i in range(6)} == {"both"}
+    assert {who(i, "2.0.0") for i in range(10, 16)} == {"both", "v2only"}
+    keys = sorted(e.get("instance", "") for e in m.admin_json("/clusters")["clusters"][0]["endpoints"])
+    assert keys == ["", "/1.0.0", "/2.0.0"]

@@ -165,3 +165,14 @@ def test_bad_addresses_are_named(address):
 def test_negative_weight_is_rejected():
     with pytest.raises(ValueError, match="negative"):
         EndpointSpec("a:1", weight=-1)
+
+
+def test_instances_at_one_address_are_separate_endpoints():
+    m = ClusterModel()
+    d = m.apply("zk", "svc", [EndpointSpec("10.0.0.1:20880", version="1.0.0", instance="/1.0.0"),
+                              EndpointSpec("10.0.0.1:20880", version="2.0.0", instance="/2.0.0")])
+    assert sorted(e.key for e in d.added) == ["10.0.0.1:20880#/1.0.0", "10.0.0.1:20880#/2.0.0"]
+    assert {e.address for e in d.added} == {"10.0.0.1:20880"}
+    d = m.apply("zk", "svc", [EndpointSpec("10.0.0.1:20880", version="2.0.0", instance="/2.0.0", weight=5)])
+    assert [e.key for e in d.removed] == ["10.0.0.1:20880#/1.0.0"] and d.changed[0][1].weight == 5
+    assert m.cluster("svc").endpoints["10.0.0.1:20880#/2.0.0"].to_json()["instance"] == "/2.0.0"

@@ -118,12 +118,22 @@ def test_overrides_can_set_warmup():
     assert state.endpoints(NOW + 5_000)[0][0].weight == 50
 
 
-def test_one_endpoint_per_address_prefers_enabled_then_weight():
+def test_one_address_exporting_several_versions_keeps_each_version():
     state, _ = dubbo_state(f"dubbo://h:1/{IFACE}?version=1.0.0&disabled=true",
                            f"dubbo://h:1/{IFACE}?version=2.0.0&weight=50",
-                           f"dubbo://h:1/{IFACE}?version=3.0.0&weight=80")
+                           f"dubbo://h:1/{IFACE}?version=3.0.0&weight=80&group=g")
+    specs = {s.key: s for s in state.endpoints(NOW + 10**9)[0]}
+    assert sorted(specs) == ["h:1#/1.0.0", "h:1#/2.0.0", "h:1#g/3.0.0"]
+    assert not specs["h:1#/1.0.0"].enabled and specs["h:1#g/3.0.0"].weight == 80
+    assert state.shared_addresses == 0
+
+
+def test_duplicate_urls_for_one_address_group_and_version_keep_the_best():
+    state, _ = dubbo_state(f"dubbo://h:1/{IFACE}?version=1.0.0&disabled=true",
+                           f"dubbo://h:1/{IFACE}?version=1.0.0&weight=50",
+                           f"dubbo://h:1/{IFACE}?version=1.0.0&weight=80&pid=2")
     spec = only(state)
-    assert spec.version == "3.0.0" and state.shared_addresses == 2
+    assert (spec.key, spec.weight, spec.enabled) == ("h:1", 80, True) and state.shared_addresses == 2
 
 
 def sofa_state(*nodes):
