@@ -75,6 +75,8 @@ class Meshd:
         self.runtime: Runtime | None = None
         self.admin: Any = None
         self.extras: list[Any] = []            # registry APIs and other components with start/stop
+        from meshd.registry_api import build_registry_apis
+        self.extras.extend(build_registry_apis(config))
         self._sync_waits: list[asyncio.Task] = []
         self._sweeper: asyncio.Task | None = None
         self._stopped = asyncio.Event()

@@ -398,12 +398,18 @@ class SofaRegistryApi(Model):
     registry: Name
     bolt_address: ListenAddress = "127.0.0.1:12220"   # SOFARPC's mesh client sends Bolt here
     subscribe_timeout: Duration = 3.0
+    # where the app serves what it publishes (SOFARPC's default bolt port); a publish's `port` replaces the
+    # port, its `host` the host. Set the host to the pod's IP when consumers live on other hosts.
+    app_address: EndpointAddress = "127.0.0.1:12200"
 
 
 class DubboRegistryApi(Model):
     address: ListenAddress = "127.0.0.1:22222"   # MOSN's dubbo_registry api_port
     registry: Name
     listener: Name | None = None             # the dubbo/auto listener apps call; default: the first one
+    subscribe_timeout: Duration = 3.0        # /sub waits this long for the first registry data
+    # where the app serves what it publishes (Dubbo's default port); /pub's service.port replaces the port
+    app_address: EndpointAddress = "127.0.0.1:20880"
 
 
 class RegistryApiConfig(Model):
@@ -490,6 +496,14 @@ class Config(Model):
             if source is None or source.type != "zookeeper":
                 raise PydanticCustomError("reference", "registry_api.{api}.registry: {name} is not a zookeeper "
                                           "discovery source", {"api": api_name, "name": repr(api.registry)})
+        dubbo_api = self.registry_api.dubbo
+        if dubbo_api is not None:
+            rpc_listeners = [x.name for x in self.listeners if x.protocol in ("dubbo", "auto")]
+            if not rpc_listeners or dubbo_api.listener not in (None, *rpc_listeners):
+                raise PydanticCustomError(
+                    "reference", "registry_api.dubbo.listener: apps subscribed through the Dubbo API call a dubbo or "
+                    "auto listener; {detail}", {"detail": f"{dubbo_api.listener!r} is not one (have {rpc_listeners})"
+                                                if rpc_listeners else "none is configured"})
         return self
 
     @property
