@@ -91,7 +91,6 @@ class Meshd:
                              metadata=e.metadata) for e in c.endpoints))
         self.clusters = ClusterManager(self.config, self.model, stats=self.stats)
         self.stats.clusters = lambda: list(self.clusters.clusters.values())
-        self.clusters.start_health_checks()
         self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
         self.runtime.governance = self._governor()
         for spec in self.config.discovery:
@@ -114,6 +113,7 @@ class Meshd:
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
         self._sweeper = asyncio.create_task(self._sweep())
+        self.clusters.start_health_checks()   # last: probes must not time out on start-up work
         # Everything built so far lives as long as the process: keep it out of the cyclic collector's
         # scans, which otherwise walk the whole start-up heap on every older-generation collection.
         gc.freeze()

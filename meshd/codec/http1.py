@@ -14,6 +14,12 @@ HOP_BY_HOP = frozenset({
 })
 REQUEST_DROP = HOP_BY_HOP | {b"expect"}
 
+# Deadline headers a caller may send (Envoy's names); meshd consumes them: they shorten, never extend,
+# the route's timeouts, and are not forwarded.
+TIMEOUT_HEADER = b"x-envoy-upstream-rq-timeout-ms"
+PER_TRY_TIMEOUT_HEADER = b"x-envoy-upstream-rq-per-try-timeout-ms"
+DEADLINE_HEADERS = frozenset({TIMEOUT_HEADER, PER_TRY_TIMEOUT_HEADER})
+
 STATUS_LINES: dict[int, bytes] = {
     int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode() for s in HTTPStatus
 }

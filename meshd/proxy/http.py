@@ -44,7 +44,7 @@ _LOCAL = {
     Outcome.RESET: 502, Outcome.TIMEOUT: 504, Outcome.BAD_REQUEST: 400, Outcome.INTERNAL: 500,
     Outcome.BLOCKED: 429,
 }
-_DROP = http1.REQUEST_DROP
+_DROP = http1.REQUEST_DROP | http1.DEADLINE_HEADERS
 
 
 class _Headers:
@@ -95,6 +95,7 @@ class HttpDownstream(asyncio.Protocol):
         self.chunked = False
         self.expect = False
         self.conn_tokens = b""
+        self.deadlines: dict[bytes, float | None] = {}
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -161,6 +162,8 @@ class HttpDownstream(asyncio.Protocol):
                 self.expect = value.lower() == b"100-continue"
             elif low == b"connection":
                 self.conn_tokens += b"," + value.lower()
+            elif low in http1.DEADLINE_HEADERS:
+                self.deadlines[low] = _ms(value)
             return
         if low == b"host":
             self.host = value
@@ -266,6 +269,7 @@ class HttpExchange:
     close_delimited = False
     finished = False
     entry: Any = None
+    retrying = False
 
     def __init__(self, down: HttpDownstream, method: bytes, version: str, keep_alive: bool) -> None:
         self.down = down
@@ -281,6 +285,7 @@ class HttpExchange:
         self.lines = down.lines
         self.raw = down.raw
         self.conn_tokens = down.conn_tokens
+        self.deadlines = down.deadlines
         self.tried: list = []
         self.started = rt.loop.time()
         rt.in_flight += 1
@@ -396,8 +401,13 @@ class HttpExchange:
         self.upstream_host = host
         self.tried.append(host)
         host.active_requests += 1
-        if policy is not None and policy.per_try_timeout:
-            self.try_timer = self.rt.timers.call_later(policy.per_try_timeout, self._per_try_timeout)
+        per_try = policy.per_try_timeout if policy is not None else None
+        if self.deadlines:
+            asked = self.deadlines.get(http1.PER_TRY_TIMEOUT_HEADER)
+            if asked is not None and (not per_try or asked < per_try):
+                per_try = asked
+        if per_try:
+            self.try_timer = self.rt.timers.call_later(per_try, self._per_try_timeout)
         pool = host.pools.get("http")
         if pool is None:
             pool = host.pools["http"] = HttpPool(host, cluster, self.rt.stats)
@@ -457,11 +467,15 @@ class HttpExchange:
         if self.replay is not None and (status >= 500 or status in (409, 429)
                                         or self.route.action.retry_policy.status_codes):
             result = Result(http_outcome(status), status)
-            if self._retry_possible() and self.retry.retriable(result):
-                conn.exchange = None
-                conn.pool.release(conn, False)   # abandon this response: the connection cannot be reused
-                self.upstream = None
-                return self._attempt_failed(result)
+            retry = self._retry_state()
+            if retry.remaining > 0 and retry.retriable(result):
+                if self.cluster.retry_allowed():
+                    conn.exchange = None
+                    conn.pool.release(conn, False)   # abandon this response: the connection cannot be reused
+                    self.upstream = None
+                    return self._attempt_failed(result)
+                self.cluster.stats["retry_overflow"] += 1
+                self.cluster.overflowed("retries")
         if self.try_timer is not None:
             self.try_timer.cancel()
             self.try_timer = None
@@ -548,19 +562,21 @@ class HttpExchange:
         if self._retry_possible():
             delay = self.retry.next_delay(result)
             if delay is not None:
-                self.cluster.active_retries += 1
+                if not self.retrying:           # a request in retry holds one slot until it finishes
+                    self.retrying = True
+                    self.cluster.active_retries += 1
                 self.cluster.stats["retries"] += 1
                 self.rt.loop.call_later(delay, self._retry_now)
                 return
         elif self.retry is not None and self.retry.remaining > 0 and self.retry.retriable(result):
             self.cluster.stats["retry_overflow"] += 1
+            self.cluster.overflowed("retries")
         if result.status is not None:
             self.flags = "URX"                # retries exhausted on an upstream error status
             return self._send_local(result.status, f"meshd: upstream answered {result.status}\n".encode())
         self.reply_local(result)
 
     def _retry_now(self) -> None:
-        self.cluster.active_retries -= 1
         if self.finished or self.local:
             return
         self.pending = [http1.chunk(c) for c in self.replay] if self.chunked else list(self.replay)
@@ -595,6 +611,10 @@ class HttpExchange:
             timeout = self.route.action.timeout
             if timeout is None:
                 timeout = self.down.ctx.config.route_timeout
+            if self.deadlines:
+                asked = self.deadlines.get(http1.TIMEOUT_HEADER)
+                if asked is not None and (timeout <= 0 or asked < timeout):
+                    timeout = asked            # the caller's deadline shortens, never extends
             if timeout > 0:
                 self.timer = self.rt.timers.call_later(timeout, self._route_timeout)
 
@@ -674,6 +694,8 @@ class HttpExchange:
             down.resume_reading("buffer")
         if self.cluster is not None:
             self.cluster.active_requests -= 1
+            if self.retrying:
+                self.cluster.active_retries -= 1
         if self.entry is not None:
             self._exit_entry(http_outcome(self.status) if self.status else Outcome.RESET)
         duration = rt.loop.time() - self.started
@@ -709,6 +731,15 @@ class HttpExchange:
 
     def __repr__(self) -> str:
         return f"<HttpExchange {self.method.decode()} {self.url.decode('latin-1')} status={self.status}>"
+
+
+def _ms(value: bytes) -> float | None:
+    """A deadline header's value in seconds; None when it is not a positive number of milliseconds."""
+    try:
+        ms = float(value)
+    except ValueError:
+        return None
+    return ms / 1000.0 if ms > 0 else None
 
 
 def _request_metadata(raw: list[tuple[bytes, bytes]], h2m: dict[str, str], route_md: dict[str, str]) -> dict[str, str]:

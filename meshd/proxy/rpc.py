@@ -178,6 +178,7 @@ class RpcExchange:
     flags = ""
     outcome = Outcome.OK
     entry: Any = None
+    retrying = False
 
     def __init__(self, down: RpcDownstream, event: Any) -> None:
         self.down = down
@@ -381,20 +382,26 @@ class RpcExchange:
     def _retry(self, result: Result) -> bool:
         """Schedule another attempt for ``result`` when the policy allows; True when scheduled."""
         retry = self.retry
-        if retry is None or retry.remaining <= 0 or not self.cluster.retry_allowed():
+        if retry is None or retry.remaining <= 0:
+            return False
+        if not self.cluster.retry_allowed():
+            if retry.retriable(result):
+                self.cluster.stats["retry_overflow"] += 1
+                self.cluster.overflowed("retries")
             return False
         delay = retry.next_delay(result)
         if delay is None:
             return False
         self._cancel_try_timer()
         self._attempt_done(result)
-        self.cluster.active_retries += 1
+        if not self.retrying:                   # a request in retry holds one slot until it finishes
+            self.retrying = True
+            self.cluster.active_retries += 1
         self.cluster.stats["retries"] += 1
         self.rt.loop.call_later(delay, self._retry_now)
         return True
 
     def _retry_now(self) -> None:
-        self.cluster.active_retries -= 1
         if not self.finished:
             self._attempt()
 
@@ -494,6 +501,8 @@ class RpcExchange:
         rt.in_flight -= 1
         if self.cluster is not None:
             self.cluster.active_requests -= 1
+            if self.retrying:
+                self.cluster.active_retries -= 1
         if self.entry is not None:
             self._exit_entry(self.outcome)
         duration = rt.loop.time() - self.started

@@ -12,7 +12,10 @@ current like the others — so registry metadata always narrows the choice (a Du
 
 Lookup (:meth:`SubsetIndex.lookup`), Envoy's semantics:
 
-1. the selector for exactly the request's key set → the subset for the request's values;
+1. the selector for exactly the request's key set → the subset for the request's values; when no
+   configured selector has exactly those keys, the configured selector with the most keys among them
+   chooses, and the request's other keys filter its subset (RPC requests always carry ``version`` and,
+   where providers declare one, ``group``: a ``[tag, version]`` selector still applies to them);
 2. the subset is empty or missing → that selector's ``fallback_policy``: ``keys_subset`` retries with
    ``fallback_keys_subset`` keys only; ``no_fallback`` / ``any_endpoint`` / ``default_subset`` decide
    directly; ``not_defined`` defers to the cluster's policy;
@@ -153,13 +156,23 @@ class SubsetIndex:
     def lookup(self, metadata: Mapping[str, str]) -> list[Host] | None:
         """Hosts for ``metadata`` after fallbacks; None means "every host" (any_endpoint)."""
         keys = tuple(sorted(metadata))
-        sel = self._selectors.get(keys) or self._implicit(keys)
+        sel = self._selectors.get(keys)
+        rest: dict[str, str] = {}
+        if sel is None:
+            sel = self._covering(keys)
+            if sel is None:
+                sel = self._implicit(keys)
+            else:
+                rest = {k: v for k, v in metadata.items() if k not in sel.keys}
         hosts = self._subset(sel, metadata)
+        if hosts and rest:
+            hosts = [h for h in hosts if all(host_value(h, k) == v for k, v in rest.items())]
         if hosts:
             return hosts
         policy = sel.fallback
         if policy == KEYS_SUBSET and sel.fallback_keys:
             narrowed = {k: metadata[k] for k in sel.fallback_keys if k in metadata}
+            narrowed.update(rest)
             return self.lookup(narrowed) if narrowed else None
         if policy == NOT_DEFINED:
             policy = self.config.fallback_policy
@@ -172,6 +185,14 @@ class SubsetIndex:
             dkeys = tuple(sorted(default))
             return self._subset(self._selectors.get(dkeys) or self._implicit(dkeys), default)
         return []
+
+    def _covering(self, keys: tuple[str, ...]) -> _Selector | None:
+        """The configured selector with the most keys, all of them among ``keys`` (None when none is)."""
+        best = None
+        for sel in self._selectors.values():
+            if not sel.implicit and set(sel.keys) <= set(keys) and (best is None or len(sel.keys) > len(best.keys)):
+                best = sel
+        return best
 
     def _subset(self, sel: _Selector, metadata: Mapping[str, str]) -> list[Host]:
         subset = sel.subsets.get(tuple(metadata[k] for k in sel.keys))

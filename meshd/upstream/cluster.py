@@ -182,7 +182,8 @@ class ClusterRuntime:
         return self.pending < self.settings.circuit_breakers.max_pending_requests
 
     def overflowed(self, kind: str) -> None:
-        self.stats["overflow"] += 1
+        if kind != "retries":
+            self.stats["overflow"] += 1
         if self.stats_sink is not None:
             self.stats_sink.overflow.labels(self.name, kind).inc()
 

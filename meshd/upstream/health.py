@@ -130,6 +130,7 @@ class HealthChecker:
     async def _run(self) -> None:
         check = self.cluster.settings.health_checks[0]
         rng = self.cluster.rng
+        await asyncio.sleep(rng.uniform(0, check.interval_jitter))   # sidecars do not probe in lockstep
         while True:
             hosts = list(self.cluster.hosts.values())
             results = await asyncio.gather(*(probe(check, h.host, h.port) for h in hosts), return_exceptions=True)
