@@ -1,0 +1,313 @@
+"""What every app-facing registry API shares: an aiohttp server, JSON bodies read field by field, errors.
+
+A :class:`RegistryApi` is a :class:`~meshd.app.Meshd` component (``start(app)`` / ``stop()``, kept in
+``Meshd.extras``). At start it finds the ZooKeeper discovery source it is bound to (``registry``), lets the
+subclass prepare (:meth:`RegistryApi.prepare`: the SOFA API adds its Bolt listener), and serves its routes on
+its ``address`` (loopback by default). It never touches the forwarding path.
+
+Bodies. Clients send JSON (SOFARPC's ``MeshApiClient`` with ``Content-Type: text/plain``, so the content type
+is not checked). :class:`Body` reads one field at a time and raises :class:`BadRequest` naming the field's path
+(``providerMetaInfo.properties.weight: 'heavy' is not an integer``). Unknown fields are ignored: the SDKs send
+more than a sidecar needs (``onlyPublishInCloud``, ``vipEnforce``, ...).
+
+Errors, one vocabulary for both APIs (each renders them in its own reply shape, :meth:`RegistryApi.failure`):
+
+=====================================================  ======  =========================================
+cause                                                  status  state afterwards
+=====================================================  ======  =========================================
+:class:`BadRequest` (a field is missing or invalid)    400     unchanged
+:class:`~discovery.zookeeper.RegistrationError`         503     unchanged: the source leaves nothing behind
+(ZooKeeper refused, or is not connected)
+anything else (a bug)                                  500     logged with its traceback
+=====================================================  ======  =========================================
+
+All or nothing. Subscribing is two steps in the source (a consumer node, then a watch on the interface);
+:meth:`RegistryApi.subscribe_consumer` removes the node again when the second step fails. Mutations of one
+API are serialised by a lock, so concurrent calls for one service cannot interleave their ZooKeeper steps.
+Registrations stay until they are undone through the API or the source stops (``meshd`` stopping removes
+every node it wrote; an expired session re-creates them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Pattern
+
+from aiohttp import web
+
+from discovery.model import Endpoint
+from discovery.zookeeper import Registration, RegistrationError
+from meshd.config_types import split_host_port
+
+if TYPE_CHECKING:
+    from discovery.zookeeper import ZooKeeperSource
+    from meshd.app import Meshd
+
+log = logging.getLogger("meshd.registry_api")
+
+#: A URL parameter value or registry token: nothing that would end or split a registry URL parameter.
+TOKEN = re.compile(r"[^\s&=?#]+")
+#: A host name or IP address the app says it serves on (IPv6 without brackets).
+HOST = re.compile(r"[A-Za-z0-9._:-]+")
+#: A URL parameter name.
+PARAM_NAME = re.compile(r"[^\s&=?#/]+")
+PARAM_VALUE = re.compile(r"[^\s&#]*")
+INTEGER = re.compile(r"-?[0-9]+")
+_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+               list: "an array", dict: "an object"}
+
+
+class BadRequest(Exception):
+    """A request body that cannot be used; ``field`` is the path of the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+class Body:
+    """A JSON object of a request, read field by field; every error names the field (see the module doc)."""
+
+    __slots__ = ("data", "path")
+
+    def __init__(self, data: Mapping[str, Any], path: str = "") -> None:
+        self.data = data
+        self.path = path
+
+    @classmethod
+    def parse(cls, raw: bytes) -> "Body":
+        if not raw.strip():
+            raise BadRequest("body", "empty; expected a JSON object")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise BadRequest("body", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise BadRequest("body", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise BadRequest("body", f"expected a JSON object, got {json_type(data)}")
+        return cls(data)
+
+    def field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def text(self, key: str, *, required: bool = False, pattern: Pattern[str] | None = TOKEN,
+             what: str = "a valid value") -> str:
+        """A string (numbers are accepted and converted, as Java clients may send them); "" when absent."""
+        value = self.data.get(key)
+        if value is None or value == "":
+            if required:
+                raise BadRequest(self.field(key), "required" if value is None else "must not be empty")
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise BadRequest(self.field(key), f"expected a string, got {json_type(value)}")
+        text = str(value)
+        if pattern is not None and not pattern.fullmatch(text):
+            raise BadRequest(self.field(key), f"{text!r} is not {what}")
+        return text
+
+    def port(self, key: str) -> int | None:
+        """A TCP port as a number or a string of digits; None when absent."""
+        value = self.data.get(key)
+        if value is None or value == "":
+            return None
+        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        if text is None or not text.isdigit() or not 0 < int(text) < 65536:
+            raise BadRequest(self.field(key), f"{value!r} is not a port number in 1..65535")
+        return int(text)
+
+    def integer(self, key: str, *, minimum: int = 0) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not INTEGER.fullmatch(str(value)):
+            raise BadRequest(self.field(key), f"{value!r} is not an integer")
+        if int(value) < minimum:
+            raise BadRequest(self.field(key), f"{value!r} is below {minimum}")
+        return int(value)
+
+    def obj(self, key: str, *, required: bool = False) -> "Body":
+        """A nested object (an empty one when absent and not required)."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise BadRequest(self.field(key), "required")
+            return Body({}, self.field(key))
+        if not isinstance(value, dict):
+            raise BadRequest(self.field(key), f"expected an object, got {json_type(value)}")
+        return Body(value, self.field(key))
+
+    def strings(self, key: str, *, pattern: Pattern[str], what: str) -> tuple[str, ...]:
+        """A list of strings, or one comma-separated string (as Dubbo's ``methods`` parameter writes them)."""
+        value = self.data.get(key)
+        if value is None or value == "":
+            return ()
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise BadRequest(self.field(key), f"expected an array of strings, got {json_type(value)}")
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not pattern.fullmatch(item.strip()):
+                raise BadRequest(f"{self.field(key)}[{i}]", f"{item!r} is not {what}")
+            out.append(item.strip())
+        return tuple(dict.fromkeys(out))
+
+    def params(self, key: str, *, integers: Iterable[str] = ()) -> dict[str, str]:
+        """An object of URL parameters: names and scalar values that fit in a registry URL."""
+        obj = self.obj(key)
+        out: dict[str, str] = {}
+        for name, value in obj.data.items():
+            field = obj.field(str(name))
+            if not PARAM_NAME.fullmatch(name):
+                raise BadRequest(field, "is not a usable URL parameter name")
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (str, int, float)):
+                text = str(value)
+            else:
+                raise BadRequest(field, f"expected a string, got {json_type(value)}")
+            if not PARAM_VALUE.fullmatch(text):
+                raise BadRequest(field, f"{text!r} is not a URL parameter value (no '&', '#' or white space)")
+            if name in integers and not INTEGER.fullmatch(text):
+                raise BadRequest(field, f"{text!r} is not an integer")
+            out[name] = text
+        return out
+
+
+def join_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def endpoint_url(ep: Endpoint, path: str = "") -> str:
+    """A provider as a registry URL: ``scheme://host:port[/path]?<every metadata parameter>``."""
+    scheme = ep.metadata.get("protocol") or "dubbo"
+    query = "&".join(f"{k}={v}" for k, v in ep.metadata.items())
+    return f"{scheme}://{ep.address}{'/' + path if path else ''}" + (f"?{query}" if query else "")
+
+
+class RegistryApi:
+    """Base of the SOFA and Dubbo APIs; see the module docstring. ``config`` is the API's config section."""
+
+    kind = ""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.app: "Meshd | None" = None
+        self.source: "ZooKeeperSource | None" = None
+        self.runner: web.AppRunner | None = None
+        self.bound = ""
+        self.lock = asyncio.Lock()
+        self.app_host, self.app_port = split_host_port(config.app_address)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def start(self, app: "Meshd") -> None:
+        self.app = app
+        source = next((s for s in app.sources if s.name == self.config.registry), None)
+        if source is None or not hasattr(source, "subscribe_consumer"):
+            raise RuntimeError(f"registry_api.{self.kind}.registry: no running zookeeper source "
+                               f"{self.config.registry!r}")
+        self.source = source
+        await self.prepare(app)
+        web_app = web.Application(middlewares=[self._errors])
+        self.add_routes(web_app.router)
+        host, port = split_host_port(self.config.address)
+        self.runner = web.AppRunner(web_app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, reuse_address=True)
+        await site.start()
+        self.bound = join_address(host, site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        log.info("%s registry API on %s (through discovery source %s)", self.kind, self.bound, source.name)
+
+    async def stop(self) -> None:
+        """Stop serving. The registrations stay with the source, which removes them when it stops."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def prepare(self, app: "Meshd") -> None:
+        """Subclass hook, run before the HTTP server starts."""
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        raise NotImplementedError
+
+    def failure(self, status: int, message: str) -> web.Response:
+        """An error reply in this API's shape."""
+        raise NotImplementedError
+
+    # -- requests -------------------------------------------------------------------------------------
+    @web.middleware
+    async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            log.warning("%s registry API: %s %s refused: %s", self.kind, request.method, request.path, exc)
+            return self.failure(400, str(exc))
+        except RegistrationError as exc:
+            log.warning("%s registry API: %s %s failed: %s", self.kind, request.method, request.path, exc)
+            return self.failure(503, f"registry {self.config.registry} unavailable: {exc}")
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug costs one request, and says so
+            log.exception("%s registry API: %s %s", self.kind, request.method, request.path)
+            return self.failure(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    async def body(request: web.Request) -> Body:
+        return Body.parse(await request.read())
+
+    @staticmethod
+    def reply(data: dict, status: int = 200) -> web.Response:
+        return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, indent=1))
+
+    # -- registry steps -------------------------------------------------------------------------------
+    async def publish(self, interface: str, address: str, **info: Any) -> Registration:
+        """The source's publish; its argument errors (``ValueError``) are the client's (400)."""
+        try:
+            return await self.source.publish(interface, address, **info)
+        except ValueError as exc:
+            raise BadRequest("body", str(exc)) from None
+
+    async def subscribe_consumer(self, interface: str, **info: Any) -> Registration:
+        """Consumer node + watch of ``interface``, all or nothing (see the module docstring)."""
+        source = self.source
+        before = {r.path for r in source.registrations("consumer", interface)}
+        try:
+            return await source.subscribe_consumer(interface, self.app_host, **info)
+        except ValueError as exc:
+            raise BadRequest("body", str(exc)) from None
+        except BaseException:
+            for reg in source.registrations("consumer", interface):
+                if reg.path not in before:   # the node was written, the watch failed: remove the node only
+                    log.warning("%s registry API: undoing consumer node %s", self.kind, reg.path)
+                    await source.unpublish(reg)
+            raise
+
+    async def unsubscribe_consumer(self, reg: Registration) -> None:
+        if self.registered(reg):
+            await self.source.unsubscribe_consumer(reg)
+        else:                                 # the node is already gone: still release the watch reference
+            self.source.unwatch_service(reg.interface)
+
+    async def unpublish(self, reg: Registration) -> None:
+        if self.registered(reg):
+            await self.source.unpublish(reg)
+
+    def registered(self, reg: Registration) -> bool:
+        return any(r.path == reg.path for r in self.source.registrations(reg.kind, reg.interface))
+
+    def providers(self, interface: str, group: str, version: str) -> list[Endpoint]:
+        """The enabled endpoints of the interface's cluster for this group and version (``*`` = any)."""
+        cluster = self.app.model.cluster(interface)
+        if cluster is None:
+            return []
+        return [ep for ep in cluster.endpoints.values()
+                if ep.enabled and (group == "*" or ep.group == group) and (version == "*" or ep.version == version)]
