@@ -6,7 +6,7 @@
 // dubbo: apache-dubbo-js DirectlyDubbo; bolt: sofa-rpc-node RpcClient (serverHost = the address).
 // Each of the --concurrency lanes calls echo("<lane>-<n>"), waits --pause-ms, and calls again. Prints
 //   {"event":"progress","ok","errors","mismatched","t_ms"} every 200 ms,
-//   {"event":"error","t_ms","error":{...}} for each failed call as it happens,
+//   {"event":"error","sent_ms","t_ms","error":{...}} for each failed call as it fails (sent_ms: when it started),
 //   {"event":"summary","ok","errors","mismatched","first_ok_ms","last_ok_ms","elapsed_ms"} after SIGTERM
 // (no new calls start; those in flight finish), then exits 0. t_ms are epoch milliseconds.
 const { parseArgs, emit, exit, fatal, deadline, describeError, quietLogger } = require('../../../../integration/peers/_common');
@@ -49,6 +49,7 @@ async function main() {
   async function lane(id) {
     for (let n = 0; !stopping; n++) {
       const sent = `${id}-${n}`;
+      const sentMs = Date.now();
       try {
         const got = await call(sent);
         if (got === sent) {
@@ -57,11 +58,11 @@ async function main() {
           if (stats.first_ok_ms === null) stats.first_ok_ms = stats.last_ok_ms;
         } else {
           stats.mismatched++;
-          emit({ event: 'error', t_ms: Date.now(), error: { name: 'Mismatch', message: `sent ${sent}, got ${got}` } });
+          emit({ event: 'error', sent_ms: sentMs, t_ms: Date.now(), error: { name: 'Mismatch', message: `sent ${sent}, got ${got}` } });
         }
       } catch (err) {
         stats.errors++;
-        emit({ event: 'error', t_ms: Date.now(), error: describeError(err) });
+        emit({ event: 'error', sent_ms: sentMs, t_ms: Date.now(), error: describeError(err) });
       }
       await pause();
     }
