@@ -155,3 +155,25 @@ def test_breaker_block_on_http_answers_503(meshd_run, http_backend):
     m = meshd_run(config)
     assert [get(m.port("http"))[0] for _ in range(2)] == [500, 500]
     assert get(m.port("http"))[0] == 503
+
+
+def test_sentinel_metric_log_is_written_when_enabled(meshd_run, http_backend, tmp_path):
+    b = http_backend("b")
+    config = http_config(b)
+    log = tmp_path / "meshd-metrics.log"
+    config["governance"] = {"flow": [{"resource": "GET:svc/api/", "threshold": 2}],
+                            "metric_log": {"path": str(log)}}
+    m = meshd_run(config)
+    statuses = [get(m.port("http"))[0] for _ in range(5)]
+    assert sorted(statuses) == [200, 200, 429, 429, 429]
+    deadline = time.monotonic() + 5
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = [x for x in (log.read_text().splitlines() if log.exists() else []) if "|GET:svc/api/|" in x]
+        if sum(int(x.split("|")[3]) for x in lines) >= 2:
+            break
+        time.sleep(0.1)
+    fields = [x.split("|") for x in lines]
+    # ts|date|resource|passQps|blockQps|completeQps|errorQps|avgRt|occupiedPassQps|concurrency|classification
+    assert fields and all(len(f) == 11 for f in fields)
+    assert (sum(int(f[3]) for f in fields), sum(int(f[4]) for f in fields)) == (2, 3)
