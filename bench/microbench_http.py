@@ -7,7 +7,6 @@ purpose: this is the number the hot-path optimisations move. Run: ``python -m be
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import time

@@ -5,7 +5,6 @@ Reports µs per request (median of rounds). ``python -m bench.microbench_rpc [du
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import sys

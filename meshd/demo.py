@@ -10,7 +10,6 @@ taken is replaced by a free port, and the printed lines say which.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import tempfile
 from pathlib import Path

@@ -8,6 +8,7 @@ import pytest
 
 from integration.process import LoopThread, MeshdProcess
 from integration.servers.http_backend import HttpBackend
+from integration.servers.rpc_provider import RpcProvider
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,21 @@ def http_backend(loop_thread: LoopThread) -> Iterator[Callable[..., HttpBackend]
     yield start
     for b in started:
         loop_thread.run(b.stop())
+
+
+@pytest.fixture
+def provider(loop_thread):
+    """``provider("dubbo"|"bolt", name)`` starts a scriptable RPC provider (stopped after the test)."""
+    started = []
+
+    def start(protocol: str, name: str) -> RpcProvider:
+        p = loop_thread.run(RpcProvider(protocol, name).start())
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        loop_thread.run(p.stop())
 
 
 @pytest.fixture

@@ -32,6 +32,18 @@ class Runtime:
         self.in_flight = 0
 
 
+class GovernedExchange:
+    """What the HTTP and RPC exchanges share: the governance entry of the current attempt."""
+
+    entry: Any = None
+
+    def _exit_entry(self, outcome: Any) -> None:
+        entry = self.entry
+        if entry is not None:
+            self.entry = None
+            entry.exit(error=outcome.failed)
+
+
 class ListenerContext:
     __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions")
 

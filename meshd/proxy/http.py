@@ -30,7 +30,7 @@ from governance import BlockError
 from meshd import writebatch
 from meshd.codec import http1
 from meshd.codec.outcome import Outcome, Result, http_outcome
-from meshd.proxy.context import ListenerContext
+from meshd.proxy.context import GovernedExchange, ListenerContext
 from meshd.proxy.retry import IDEMPOTENT_METHODS, RetryState
 from meshd.upstream.http import HttpPool, UpstreamHttpConnection
 
@@ -238,7 +238,7 @@ class HttpDownstream(asyncio.Protocol):
         self.close()
 
 
-class HttpExchange:
+class HttpExchange(GovernedExchange):
     """One request/response exchange; see the module docstring."""
 
     # Defaults for what most requests never change; a request writes only the fields it uses.
@@ -268,7 +268,6 @@ class HttpExchange:
     try_timer: Any = None
     close_delimited = False
     finished = False
-    entry: Any = None
     retrying = False
 
     def __init__(self, down: HttpDownstream, method: bytes, version: str, keep_alive: bool) -> None:
@@ -585,26 +584,12 @@ class HttpExchange:
         self.pending_size = sum(map(len, self.pending))
         self._attempt()
 
-    def _exit_entry(self, outcome: Outcome) -> None:
-        entry = self.entry
-        if entry is not None:
-            self.entry = None
-            entry.exit(error=outcome.failed)
-
     def _attempt_done(self, outcome: Outcome, status: int | None = None) -> None:
         self._exit_entry(outcome)
         host = self.upstream_host
-        if host is None:
-            return
-        self.upstream_host = None
-        host.active_requests -= 1
-        host.requests += 1
-        if outcome.failed:
-            host.errors += 1
-        cluster = self.cluster
-        if cluster.outlier is not None:
-            cluster.record(host, outcome, status, True)
-        cluster.attempted(outcome, len(self.tried) > 1)
+        if host is not None:
+            self.upstream_host = None
+            self.cluster.attempt_finished(host, outcome, status, True, len(self.tried) > 1)
 
     def _arm_route_timer(self) -> None:
         if self.timer is None and not self.finished:

@@ -32,7 +32,7 @@ from governance import BlockError
 from meshd.codec.base import CLOSED, NEED_DATA, CodecError, FrameTooLarge, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 from meshd.codec.sniff import BOLT, DUBBO, HTTP1, MATCH, NEED_MORE, sniff
-from meshd.proxy.context import ListenerContext
+from meshd.proxy.context import GovernedExchange, ListenerContext
 from meshd.proxy.retry import RetryState
 from meshd.proxy.rpc_protocols import ADAPTERS, RpcAdapter, RpcView
 from meshd.upstream.mux import MuxConnection, MuxPool
@@ -152,7 +152,7 @@ class RpcDownstream(asyncio.Protocol):
         self.close()
 
 
-class RpcExchange:
+class RpcExchange(GovernedExchange):
     """One RPC request and its response; see the module docstring.
 
     Hot path: most fields are class-level defaults, so a request writes only what it uses; routing
@@ -177,7 +177,6 @@ class RpcExchange:
     status: int | str = "-"
     flags = ""
     outcome = Outcome.OK
-    entry: Any = None
     retrying = False
 
     def __init__(self, down: RpcDownstream, event: Any) -> None:
@@ -417,28 +416,13 @@ class RpcExchange:
             detail = f"cannot connect to provider {detail}"
         self.reply(result.outcome, detail)
 
-    def _exit_entry(self, outcome: Outcome) -> None:
-        entry = self.entry
-        if entry is not None:
-            self.entry = None
-            entry.exit(error=outcome.failed)
-
     def _attempt_done(self, result: Result) -> None:
-        outcome = result.outcome
         if self.entry is not None:
-            self._exit_entry(outcome)
+            self._exit_entry(result.outcome)
         host = self.upstream_host
-        if host is None:
-            return
-        self.upstream_host = None
-        host.active_requests -= 1
-        host.requests += 1
-        if outcome.failed:
-            host.errors += 1
-        cluster = self.cluster
-        if cluster.outlier is not None:
-            cluster.record(host, outcome, result.status, False)
-        cluster.attempted(outcome, len(self.tried) > 1)
+        if host is not None:
+            self.upstream_host = None
+            self.cluster.attempt_finished(host, result.outcome, result.status, False, len(self.tried) > 1)
 
     def _abandon_upstream(self) -> None:
         conn, self.upstream = self.upstream, None

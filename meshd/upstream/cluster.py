@@ -149,7 +149,14 @@ class ClusterRuntime:
         if self.outlier is not None and self.outlier.record(host, outcome, status, http):
             self.invalidate()
 
-    def attempted(self, outcome: Outcome, retry: bool) -> None:
+    def attempt_finished(self, host: Host, outcome: Outcome, status: int | None, http: bool, retry: bool) -> None:
+        """One attempt on ``host`` ended: host counters, outlier detection, attempt counts."""
+        host.active_requests -= 1
+        host.requests += 1
+        if outcome.failed:
+            host.errors += 1
+        if self.outlier is not None:
+            self.record(host, outcome, status, http)
         counts = self.retry_attempts if retry else self.attempts
         counts[outcome] = counts.get(outcome, 0) + 1
 

@@ -15,20 +15,6 @@ needs_peers = pytest.mark.skipif(not peers.installed(), reason=peers.missing_rea
                                  "third-party peers not installed: run `python -m integration.peers install`")
 
 
-@pytest.fixture
-def provider(loop_thread):
-    from integration.servers.rpc_provider import RpcProvider
-    started = []
-
-    def start(protocol: str, name: str) -> RpcProvider:
-        p = loop_thread.run(RpcProvider(protocol, name).start())
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        loop_thread.run(p.stop())
-
 
 @needs_peers
 def test_qps_rule_blocks_exactly_the_excess_calls_of_a_real_consumer(meshd_run):

@@ -10,23 +10,9 @@ import time
 
 import pytest
 
-from integration.servers.rpc_provider import RpcProvider
 from tests.e2e.test_rpc_proxy import IFACE, Raw, rpc_config
 from meshd.codec import bolt, dubbo
 
-
-@pytest.fixture
-def provider(loop_thread):
-    started = []
-
-    def start(protocol: str, name: str) -> RpcProvider:
-        p = loop_thread.run(RpcProvider(protocol, name).start())
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        loop_thread.run(p.stop())
 
 
 def http_config(route: dict, cluster: dict, **listener) -> dict:

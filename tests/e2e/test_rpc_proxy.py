@@ -11,14 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import threading
 import time
 
 import pytest
 
 from integration import peers
 from integration.process import free_port
-from integration.servers.rpc_provider import RpcProvider
 from meshd.codec import bolt, dubbo
 from meshd.codec.base import NEED_DATA
 
@@ -46,19 +44,6 @@ def bolt_peer():
     yield port
     node.stop()
 
-
-@pytest.fixture
-def provider(loop_thread):
-    started = []
-
-    def start(protocol: str, name: str) -> RpcProvider:
-        p = loop_thread.run(RpcProvider(protocol, name).start())
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        loop_thread.run(p.stop())
 
 
 def rpc_config(clusters, routes=(), **listener_extra):
