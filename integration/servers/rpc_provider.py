@@ -107,11 +107,12 @@ class _Conn(asyncio.Protocol):
             if s.exception is not None:
                 return dubbo.encode_response(rid, exception=s.exception)
             return dubbo.encode_response(rid, value)
+        same = {"version": ev.version, "ver1": ev.ver1, "crc": ev.crc}   # answer in the caller's Bolt version
         if status is not None:
-            return bolt.encode_status_response(rid, status)
+            return bolt.encode_status_response(rid, status, **same)
         if s.exception is not None:
-            return bolt.encode_response(rid, None, is_error=True, error_msg=s.exception)
-        return bolt.encode_response(rid, value)
+            return bolt.encode_response(rid, None, is_error=True, error_msg=s.exception, **same)
+        return bolt.encode_response(rid, value, **same)
 
     def _send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -374,3 +374,77 @@ def test_one_address_exporting_two_versions_serves_both(meshd_run, provider):
     assert {who(i, "2.0.0") for i in range(10, 16)} == {"both", "v2only"}
     keys = sorted(e.get("instance", "") for e in m.admin_json("/clusters")["clusters"][0]["endpoints"])
     assert keys == ["", "/1.0.0", "/2.0.0"]
+
+
+def test_non_hessian_frames_are_forwarded_untouched_on_a_catch_all_route(meshd_run, loop_thread):
+    import asyncio
+
+    seen: list[bytes] = []
+
+    class Echo(asyncio.Protocol):
+        """A provider in fastjson (serialization 6): answers each request with a fixed JSON body."""
+
+        def connection_made(self, transport):
+            self.transport, self.buf = transport, b""
+
+        def data_received(self, data):
+            self.buf += data
+            while len(self.buf) >= 16:
+                length = struct.unpack_from(">I", self.buf, 12)[0]
+                if len(self.buf) < 16 + length:
+                    return
+                frame, self.buf = self.buf[:16 + length], self.buf[16 + length:]
+                seen.append(frame)
+                body = b'"ok from fastjson"'
+                self.transport.write(b"\xda\xbb\x06\x14" + frame[4:12] + struct.pack(">I", len(body)) + body)
+
+    async def serve():
+        return await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+
+    server = loop_thread.run(serve())
+    port = server.sockets[0].getsockname()[1]
+    try:
+        m = meshd_run(rpc_config([{"name": "json-provider", "endpoints": [{"address": f"127.0.0.1:{port}"}]}],
+                                 [{"match": {}, "route": {"cluster": "json-provider"}}]))
+        frame = bytearray(dubbo_request(rid=55))
+        frame[2] = (frame[2] & 0xE0) | 6
+        raw = Raw(m.port("dubbo"), "dubbo")
+        raw.send(bytes(frame))
+        ev = raw.read()
+        assert (ev.request_id, ev.status, ev.serialization_id) == (55, 20, 6)
+        assert bytes(ev.frame[16:]) == b'"ok from fastjson"'
+        assert seen and seen[0][16:] == bytes(frame[16:]), "the body reached the provider byte for byte"
+    finally:
+        loop_thread.call(server.close)
+
+
+def test_auto_listener_serves_http_and_dubbo_on_one_port(meshd_run, provider, http_backend):
+    p, b = provider("dubbo", "p"), http_backend("web")
+    config = {
+        "listeners": [{"name": "auto", "address": "127.0.0.1:0", "protocol": "auto", "route_config": "mixed"}],
+        "route_configs": [{"name": "mixed", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "route": {"cluster": "web"}},
+            {"match": {"service": IFACE}, "route": {"cluster": "rpc"}}]}]}],
+        "clusters": [{"name": "web", "endpoints": [{"address": b.address}]},
+                     {"name": "rpc", "endpoints": [{"address": p.address}]}],
+    }
+    m = meshd_run(config)
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", m.port("auto"), timeout=5)
+    conn.request("GET", "/hello")
+    resp = conn.getresponse()
+    assert resp.status == 200 and b'"server": "web"' in resp.read()
+    raw = Raw(m.port("auto"), "dubbo")
+    raw.send(dubbo_request(rid=3))
+    assert raw.read().result().value == "p:sayHello:x"
+
+
+def test_bolt_v2_with_crc_is_forwarded_and_answered_in_kind(meshd_run, provider):
+    p = provider("bolt", "v2")
+    m = meshd_run(rpc_config([{"name": IFACE, "endpoints": [{"address": p.address}]}]))
+    raw = Raw(m.port("bolt"), "bolt")
+    raw.send(bolt.encode_request(31, f"{IFACE}:1.0", "echo", ["crc"], arg_types=["java.lang.String"],
+                                 version=2, ver1=2, crc=True))
+    ev = raw.read()
+    assert (type(ev), ev.request_id, ev.version, ev.crc, ev.status) == (bolt.BoltResponse, 31, 2, True, 0)
+    assert ev.sofa_response().app_response == "v2:echo:crc"
