@@ -452,7 +452,11 @@ class ZooKeeperSource(Source):
         known = any(r.key == reg.key for r in self._require_registrar().all())
         reg = await self._register(reg)
         if not known:   # one watch reference per consumer, however often it is subscribed again
-            await self.watch_service(interface, timeout=0)
+            try:
+                await self.watch_service(interface, timeout=0)
+            except BaseException:
+                await self._require_registrar().remove(reg)   # nothing half-subscribed is left behind
+                raise
         return reg
 
     async def unsubscribe_consumer(self, registration: Registration) -> None:

@@ -127,6 +127,15 @@ class RpcDownstream(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None
 
+    def pause_writing(self) -> None:
+        # The caller does not read its answers: stop reading its requests until it catches up.
+        if not self.closed:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self.closed:
+            self.transport.resume_reading()
+
     # -- used by exchanges ---------------------------------------------------------------------------
     def write(self, data: bytes | bytearray) -> None:
         if not self.closed:

@@ -34,7 +34,7 @@ ID_LIMIT = 0x7FFFFFFF      # ids stay positive int32: valid for Dubbo (int64) an
 
 class MuxConnection(asyncio.Protocol):
     __slots__ = ("pool", "adapter", "transport", "decoder", "inflight", "next_id", "closed", "draining",
-                 "last_rx", "missed", "heartbeat_id", "patch")
+                 "last_rx", "missed", "heartbeat_id", "patch", "write_paused")
 
     def __init__(self, pool: "MuxPool") -> None:
         self.pool = pool
@@ -49,6 +49,7 @@ class MuxConnection(asyncio.Protocol):
         self.last_rx = 0.0
         self.missed = 0
         self.heartbeat_id = -1
+        self.write_paused = False             # the provider reads slower than we send: take no new request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -129,7 +130,14 @@ class MuxConnection(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
-        return not self.closed and not self.draining
+        return not self.closed and not self.draining and not self.write_paused
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.pool.wake()
 
     def __repr__(self) -> str:
         return f"<MuxConnection {self.pool.host.address} inflight={len(self.inflight)} draining={self.draining}>"
@@ -170,8 +178,9 @@ class MuxPool:
             return
         self.waiters.append(waiter)
         self.cluster.pending += 1
-        if self.connecting == 0:
-            self._open()                      # none usable (none yet, or all draining after readonly)
+        if self.connecting == 0 and self._usable() + sum(1 for c in self.conns if c.write_paused) < \
+                max(want, 1) + len([c for c in self.conns if c.draining]):
+            self._open()                      # none usable: none yet, or draining after readonly
 
     def _best(self) -> MuxConnection | None:
         best = None
@@ -189,6 +198,20 @@ class MuxPool:
         if draining != self.host.draining:
             self.host.draining = draining
             self.cluster.invalidate()
+
+    def wake(self) -> None:
+        """A connection became usable again: hand it to the requests that waited for one."""
+        conn = self._best()
+        if conn is None or not self.waiters:
+            return
+        waiters, self.waiters = self.waiters, deque()
+        self.cluster.pending -= len(waiters)
+        writebatch.begin()
+        try:
+            for w in waiters:
+                w.upstream_ready(self._best() or conn)
+        finally:
+            writebatch.end()
 
     def cancel(self, waiter: Any) -> None:
         try:
