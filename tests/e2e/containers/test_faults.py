@@ -43,8 +43,9 @@ def assert_no_failed_calls(summaries: list[dict], loads: list) -> None:
 
 
 def test_zookeeper_paused_for_10s_under_load_fails_no_call(mesh, mesh_zookeeper, steady_load):
-    # meshd's ZooKeeper session (4 s) ends during the pause, so it must serve from its last endpoints
-    # (stale) and resync on a new session afterwards; the providers' sessions (30 s) survive the pause.
+    # meshd's ZooKeeper connection times out during the pause (4 s session), so it must serve from its last
+    # endpoints (stale) and resync afterwards (on a new session when the old one expired meanwhile); the
+    # providers' sessions (30 s) survive the pause, so their ephemeral nodes stay.
     m = mesh(dubbo=2, bolt=2, source_options={"session_timeout": "4s"})
     before = endpoints(m.meshd)
     loads = both_loads(m, steady_load)
@@ -61,9 +62,9 @@ def test_zookeeper_paused_for_10s_under_load_fails_no_call(mesh, mesh_zookeeper,
         served_while_frozen = [load.ok - ok for load, ok in zip(loads, ok_at_pause)]
 
     assert min(served_while_frozen) > 100, f"calls served while ZooKeeper was frozen: {served_while_frozen}"
-    wait_until("both sources synced on a new session and no longer stale",
-               lambda: all(s["synced"] and not s["stale"] and s["sessions"] >= 2 for s in sources(m.meshd).values()),
-               timeout=30)
+    wait_until("both sources connected, synced and no longer stale",
+               lambda: all(s["connection"] == "connected" and s["synced"] and not s["stale"]
+                           for s in sources(m.meshd).values()), timeout=30)
     after = endpoints(m.meshd)
     assert {c: set(e) for c, e in after.items()} == {c: set(e) for c, e in before.items()}
     for load in loads:
@@ -108,11 +109,9 @@ def test_a_stopped_provider_leaves_within_seconds_and_calls_keep_succeeding(mesh
     staying = {DUBBO_IFACE: m.dubbo[1], BOLT_IFACE: m.bolt[1]}
 
     for cluster, provider in leaving.items():
-        stopped_at = time.monotonic()
         provider.stop()
-        wait_until(f"{provider.server_id} gone from meshd's {cluster}",
+        wait_until(f"{provider.server_id} gone from meshd's {cluster} within 5 s",
                    lambda: addresses(m.meshd, cluster) == {staying[cluster].address}, timeout=5)
-        assert time.monotonic() - stopped_at < 5
 
     for load in loads:
         load.wait_ok(load.ok + 100)
