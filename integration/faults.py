@@ -91,8 +91,11 @@ def paused(container: Any) -> Iterator[None]:
         unpause(container)
 
 
-def restart_meshd(container: Any, grace: float = 10.0, timeout: float | None = None) -> None:
-    """``docker restart`` meshd (SIGTERM: it drains and exits) and wait for ``/healthz`` and ``/ready``."""
+def restart_meshd(container: Any, grace: float = 20.0, timeout: float | None = None) -> None:
+    """``docker restart`` meshd (SIGTERM: it drains and exits) and wait for ``/healthz`` and ``/ready``.
+
+    ``grace`` is how long docker waits before SIGKILL: longer than meshd's default ``drain_timeout``
+    (10 s), so a busy meshd finishes its drain instead of being killed as it ends."""
     _wrapped(container).restart(timeout=int(grace))
     container.wait_ready(timeout)
 
