@@ -63,8 +63,8 @@ class _Collector:
                                        labels=["cluster", "outcome", "retry"])
         for cluster in list(self.stats.clusters()):
             for retry, counts in (("false", cluster.attempts), ("true", cluster.retry_attempts)):
-                for outcome, n in sorted(counts.items(), key=lambda kv: kv[0].value):
-                    attempts.add_metric([cluster.name, outcome.value, retry], n)
+                for outcome, n in sorted(counts.items()):
+                    attempts.add_metric([cluster.name, outcome, retry], n)
         yield requests
         yield latency
         yield attempts

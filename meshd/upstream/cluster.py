@@ -58,8 +58,8 @@ class ClusterRuntime:
         self.pending = 0                       # requests waiting for a connection (all pools)
         self.stats = {"requests": 0, "no_healthy": 0, "overflow": 0, "retries": 0, "retry_overflow": 0,
                       "ejections": 0}
-        self.attempts: dict[Outcome, int] = {}     # first tries by outcome
-        self.retry_attempts: dict[Outcome, int] = {}
+        self.attempts: dict[str, int] = {}         # first tries by outcome value
+        self.retry_attempts: dict[str, int] = {}
         self._sets: dict[tuple, HostSet] = {}
         self._health_epoch = float("inf")      # the earliest moment an ejection ends
         self.health: HealthChecker | None = None
@@ -158,7 +158,8 @@ class ClusterRuntime:
         if self.outlier is not None:
             self.record(host, outcome, status, http)
         counts = self.retry_attempts if retry else self.attempts
-        counts[outcome] = counts.get(outcome, 0) + 1
+        value = outcome._value_                # a str key: enum members hash through a Python method
+        counts[value] = counts.get(value, 0) + 1
 
     def _ejected(self, host: Host, duration: float) -> None:
         self.stats["ejections"] += 1
