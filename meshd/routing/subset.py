@@ -44,6 +44,17 @@ NO_FALLBACK, ANY_ENDPOINT, DEFAULT_SUBSET, NOT_DEFINED, KEYS_SUBSET = (
 TYPED = ("group", "version")
 
 
+class Selection(dict):
+    """Subset metadata that never changes (a route's ``metadata_match``): its lookup key is computed once."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, items: Mapping[str, str] = ()) -> None:
+        super().__init__(items)
+        self.key = tuple(sorted(self.items()))
+
+
+
 def host_value(host: Host, key: str) -> str | None:
     ep = host.endpoint
     if key == "version":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from meshd.config import HeaderValueOption, Route, RouteAction, RouteConfiguration, StringMatcher, WeightedCluster
+from meshd.routing.subset import Selection
 
 Matcher = Callable[[str | None], bool]
 
@@ -77,7 +78,7 @@ class CompiledRoute:
     """One route, its predicates compiled, its action kept as the validated config value."""
 
     __slots__ = ("config", "name", "action", "direct", "request_ops", "response_ops", "_path", "_headers",
-                 "_rpc", "_weights", "_total_weight", "path_label", "weighted", "rpc_keys_only")
+                 "_rpc", "_weights", "_total_weight", "path_label", "weighted", "rpc_keys_only", "_selection")
 
     def __init__(self, config: Route, index: int) -> None:
         self.config = config
@@ -92,8 +93,9 @@ class CompiledRoute:
         self._headers = tuple((h.name.lower(), compile_matcher(h)) for h in m.headers)
         self._rpc = tuple((field, compile_matcher(sm)) for field in ("service", "method", "version", "group")
                           if (sm := getattr(m, field)) is not None)
-        self._weights: tuple[tuple[int, WeightedCluster], ...] = ()
+        self._weights: tuple[tuple[int, WeightedCluster, Selection], ...] = ()
         self._total_weight = 0
+        self._selection = Selection(self.action.metadata_match if self.action is not None else {})
         # an RPC route that looks only at service, method and version (its decision can be cached)
         self.rpc_keys_only = not self._headers and m.group is None
         if self.action is not None and self.action.weighted_clusters:
@@ -101,7 +103,7 @@ class CompiledRoute:
             weights = []
             for wc in self.action.weighted_clusters:
                 acc += wc.weight
-                weights.append((acc, wc))
+                weights.append((acc, wc, Selection({**self.action.metadata_match, **wc.metadata_match})))
             self._weights, self._total_weight = tuple(weights), acc
         self.weighted = bool(self._weights)
 
@@ -146,15 +148,13 @@ class CompiledRoute:
         action = self.action
         assert action is not None
         if not self._weights:
-            return action.cluster or "", action.metadata_match
+            return action.cluster or "", self._selection
         r = rng.random() * self._total_weight
-        for acc, wc in self._weights:
+        for acc, wc, selection in self._weights:
             if r < acc:
-                if wc.metadata_match:
-                    return wc.cluster, {**action.metadata_match, **wc.metadata_match}
-                return wc.cluster, action.metadata_match
-        wc = self._weights[-1][1]
-        return wc.cluster, {**action.metadata_match, **wc.metadata_match}
+                return wc.cluster, selection
+        _, wc, selection = self._weights[-1]
+        return wc.cluster, selection
 
     def __repr__(self) -> str:
         return f"<Route {self.name} {self.path_label or ''}>"

@@ -26,7 +26,7 @@ from discovery.model import ClusterDiff, ClusterModel
 from meshd.codec.outcome import Outcome
 from meshd.config import ClusterConfig, ClusterSettings, Config
 from meshd.routing.balancer import Balancer, make_balancer
-from meshd.routing.subset import SubsetIndex
+from meshd.routing.subset import Selection, SubsetIndex
 from meshd.upstream.health import HealthChecker
 from meshd.upstream.host import Host
 from meshd.upstream.outlier import OutlierDetector
@@ -111,7 +111,10 @@ class ClusterRuntime:
         now = self.clock()
         if now >= self._health_epoch:
             self._sets.clear()                # an outlier ejection ended: recompute health
-        key = tuple(sorted(metadata.items())) if metadata else ()
+        if type(metadata) is Selection:
+            key = metadata.key
+        else:
+            key = tuple(sorted(metadata.items())) if metadata else ()
         hs = self._sets.get(key)
         if hs is None:
             hs = self._sets[key] = self._build(metadata, now)
