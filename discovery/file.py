@@ -6,14 +6,18 @@ The file has the shape of the config's ``clusters:`` section: a list of clusters
 model as source-provided settings.
 
 The file is polled (``stat`` every ``poll_interval``, 250 ms by default, so a write is applied within
-a second without inotify). Content is decoded and validated as a whole: a broken file is rejected with
+a second without inotify). File timestamps tick coarsely (a few ms), so two writes of the same size
+inside one tick look alike to ``stat``: while the file was modified in the last two seconds, its
+content hash is compared too. Content is decoded and validated as a whole: a broken file is rejected with
 one log line naming the problem and the previous content stays in force.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import time
 import logging
 import os
 from typing import Any, Callable, Mapping
@@ -113,6 +117,7 @@ class FileSource(Source):
         self.validate = validate
         self._task: asyncio.Task | None = None
         self._seen: tuple | None = None
+        self._digest: bytes | None = None       # of the content last read
         self.loads = 0
         self.rejects = 0
 
@@ -146,17 +151,26 @@ class FileSource(Source):
             return
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._seen:
-            return
+            if time.time() - st.st_mtime > 2.0 or self._content_digest() == self._digest:
+                return
         self._seen = stamp
         self.reload()
+
+    def _content_digest(self) -> bytes | None:
+        try:
+            with open(self.path, "rb") as f:
+                return hashlib.sha1(f.read()).digest()
+        except OSError:
+            return None
 
     def reload(self) -> bool:
         """Read, validate and apply the file now; False (and the old content kept) when it is broken."""
         try:
-            with open(self.path) as f:
-                text = f.read()
-            clusters, settings = parse_clusters(text, self.path, self.validate)
-        except (OSError, FileSourceError) as exc:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+            self._digest = hashlib.sha1(raw).digest()
+            clusters, settings = parse_clusters(raw.decode(), self.path, self.validate)
+        except (OSError, UnicodeDecodeError, FileSourceError) as exc:
             self.rejects += 1
             self.last_error = f"{exc}; keeping the previous content"
             log.error("discovery %s: rejected %s", self.name, self.last_error)

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from governance import RuleError
 from meshd.config_types import split_host_port
+from meshd.proxy.governor import KINDS
 
 if TYPE_CHECKING:
     from meshd.app import Meshd
@@ -48,8 +50,8 @@ class AdminServer:
             add = getattr(component, "admin_routes", None)
             if add is not None:
                 add(router)
-        if self.meshd.runtime is not None and self.meshd.runtime.governance is not None:
-            self.meshd.runtime.governance.admin_routes(router)
+        router.add_get("/rules", self.get_rules)
+        router.add_put("/rules/{kind}", self.put_rules)
 
     async def start(self) -> None:
         host, port = split_host_port(self.meshd.config.admin.address)
@@ -92,6 +94,26 @@ class AdminServer:
 
     async def prometheus(self, request: web.Request) -> web.Response:
         return web.Response(body=self.meshd.stats.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def get_rules(self, request: web.Request) -> web.Response:
+        return _json(self.meshd.runtime.governance.rules_json())
+
+    async def put_rules(self, request: web.Request) -> web.Response:
+        """Replace every rule of one kind, atomically: 400 with every problem and the old rules kept."""
+        gov = self.meshd.runtime.governance
+        kind = request.match_info["kind"]
+        if kind not in KINDS:
+            return _json({"error": f"unknown rule kind {kind!r}; known: {', '.join(KINDS)}"}, status=404)
+        dialect = request.query.get("dialect", gov.config.dialect)
+        if dialect not in ("go", "java"):
+            return _json({"error": f"dialect must be go or java, got {dialect!r}"}, status=400)
+        try:
+            changed = gov.load(kind, await request.read(), dialect)
+        except RuleError as err:
+            return _json({"error": "rules rejected; the previous rules stay in force",
+                          "errors": list(err.messages)}, status=400)
+        return _json({"kind": kind, "dialect": dialect, "changed": changed,
+                      "rules": len(gov.sentinel.rules(kind))})
 
     async def drain(self, request: web.Request) -> web.Response:
         rt = self.meshd.runtime

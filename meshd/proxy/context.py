@@ -6,6 +6,7 @@ import asyncio
 import random
 from typing import Any
 
+from governance import BlockError
 from meshd.accesslog import AccessLog
 from meshd.config import Config, ListenerConfig
 from meshd.routing.table import RouteTable
@@ -33,9 +34,37 @@ class Runtime:
 
 
 class GovernedExchange:
-    """What the HTTP and RPC exchanges share: the governance entry of the current attempt."""
+    """What the HTTP and RPC exchanges share: each attempt enters governance, then is sent.
+
+    Subclasses provide ``_enter(governor)`` (an Entry, a BlockError, or None when nothing governs the
+    request), ``_blocked(governor, error)`` (the in-protocol answer) and ``_send_attempt()``.
+    """
 
     entry: Any = None
+    rt: Runtime
+
+    def _attempt(self) -> None:
+        """Enter governance for this attempt (block, or wait on a timer when throttled), then send it."""
+        gov = self.rt.governance
+        if gov is not None and gov.active:
+            entry = self._enter(gov)
+            if entry is not None:
+                if isinstance(entry, BlockError):
+                    return self._blocked(gov, entry)
+                self.entry = entry
+                if entry.wait_ms > 0:
+                    self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
+                    return
+        self._send_attempt()
+
+    def _enter(self, gov: Any) -> Any:
+        raise NotImplementedError
+
+    def _blocked(self, gov: Any, error: Any) -> None:
+        raise NotImplementedError
+
+    def _send_attempt(self) -> None:
+        raise NotImplementedError
 
     def _exit_entry(self, outcome: Any) -> None:
         entry = self.entry

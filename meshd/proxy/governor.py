@@ -17,7 +17,8 @@ errors, timeouts, resets, error statuses, exception results) and the RT the engi
 
 With no rule loaded at all the proxy skips the engine entirely. ``GET /rules`` and
 ``PUT /rules/{kind}?dialect=go|java`` (atomic: a document with any invalid rule is refused with 400 and
-every message, the old rules stay in force) are served on the admin API. Metrics:
+every message, the old rules stay in force) are served by :mod:`meshd.admin` through :meth:`Governor.load`
+and :meth:`Governor.rules_json`. Metrics:
 ``meshd_governance_handled_total{resource,result,block_type}``, ``meshd_governance_breaker_state``,
 ``meshd_governance_breaker_state_changed_total{resource,from,to}``.
 """
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator
 
-from governance import RULE_KINDS, BlockError, MetricLogWriter, RuleError, Sentinel, State
+from governance import BlockError, MetricLogWriter, Sentinel, State
 from meshd.config import GovernanceConfig
 
 log = logging.getLogger("meshd.governance")
@@ -178,33 +179,6 @@ class Governor:
 
     def describe(self) -> list:
         return []
-
-    # -- admin API -------------------------------------------------------------------------------------
-    def admin_routes(self, router: Any) -> None:
-        router.add_get("/rules", self._get_rules)
-        router.add_put("/rules/{kind}", self._put_rules)
-
-    async def _get_rules(self, request: Any) -> Any:
-        from aiohttp import web
-        return web.json_response(self.rules_json())
-
-    async def _put_rules(self, request: Any) -> Any:
-        from aiohttp import web
-        kind = request.match_info["kind"]
-        if kind not in RULE_KINDS:
-            return web.json_response({"error": f"unknown rule kind {kind!r}; known: {', '.join(KINDS)}"}, status=404)
-        dialect = request.query.get("dialect", self.config.dialect)
-        if dialect not in ("go", "java"):
-            return web.json_response({"error": f"dialect must be go or java, got {dialect!r}"}, status=400)
-        body = await request.read()
-        try:
-            changed = self.load(kind, body, dialect)
-        except RuleError as err:
-            return web.json_response({"error": "rules rejected; the previous rules stay in force",
-                                      "errors": list(err.messages)}, status=400)
-        return web.json_response({"kind": kind, "dialect": dialect, "changed": changed,
-                                  "rules": len(self.sentinel.rules(kind))})
-
 
 def _rpc_origin(view: Any) -> str:
     if view.adapter.name == "dubbo":

@@ -367,23 +367,14 @@ class HttpExchange(GovernedExchange):
             self._arm_route_timer()
 
     # -- attempts ------------------------------------------------------------------------------------
-    def _attempt(self) -> None:
-        """Enter governance for this attempt (block, or wait when throttled), then send it."""
-        gov = self.rt.governance
-        if gov is not None and gov.active:
-            entry = gov.enter_http(self)
-            if isinstance(entry, BlockError):
-                self.flags = "RL"
-                self.detail = gov.block_message(entry)
-                cfg = gov.config
-                status = 503 if entry.kind == "circuit_breaking" else cfg.block_status
-                return self._send_local(status, cfg.block_body.encode())
-            if entry is not None:
-                self.entry = entry
-                if entry.wait_ms > 0:
-                    self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
-                    return
-        self._send_attempt()
+    def _enter(self, gov: Any) -> Any:
+        return gov.enter_http(self)
+
+    def _blocked(self, gov: Any, error: BlockError) -> None:
+        self.flags = "RL"
+        self.detail = gov.block_message(error)
+        status = 503 if error.kind == "circuit_breaking" else gov.config.block_status
+        self._send_local(status, gov.config.block_body.encode())
 
     def _send_attempt(self) -> None:
         if self.finished:

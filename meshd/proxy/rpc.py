@@ -297,19 +297,11 @@ class RpcExchange(GovernedExchange):
         return md
 
     # -- attempts ------------------------------------------------------------------------------------
-    def _attempt(self) -> None:
-        """Enter governance for this attempt (block, or wait when throttled), then send it."""
-        gov = self.rt.governance
-        if gov is not None and gov.active and self.view is not None:
-            entry = gov.enter_rpc(self)
-            if entry is not None:
-                if isinstance(entry, BlockError):
-                    return self.reply(Outcome.BLOCKED, f"{entry.kind} blocked: {gov.block_message(entry)}")
-                self.entry = entry
-                if entry.wait_ms > 0:
-                    self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
-                    return
-        self._send_attempt()
+    def _enter(self, gov: Any) -> Any:
+        return gov.enter_rpc(self) if self.view is not None else None
+
+    def _blocked(self, gov: Any, error: BlockError) -> None:
+        self.reply(Outcome.BLOCKED, f"{error.kind} blocked: {gov.block_message(error)}")
 
     def _send_attempt(self) -> None:
         if self.finished:
