@@ -13,8 +13,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (LOAD_CPU, PROXY_CPU, PY, ROOT, Proc, Target, ensure_tools, free_port, interleave,
+from bench.harness import (LOAD_CPU, PROXY_CPU, PY, ROOT, Proc, Target, ensure_tools, interleave,
                            meshd_proc, pinned, run_builtin_http, run_wrk, wait_port)
+from integration.ports import free_port
 
 
 def _meshd_config(port: int, backend: int, admin: int) -> dict:

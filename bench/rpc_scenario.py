@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (LOAD_CPU, PY, ROOT, Proc, Round, Target, free_port, interleave, meshd_proc, pinned,
+from bench.harness import (LOAD_CPU, PY, ROOT, Proc, Round, Target, interleave, meshd_proc, pinned,
                            wait_port)
+from integration.ports import free_port
 from meshd.codec import bolt, dubbo
 
 IFACE = "org.example.BenchService"

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (LOAD_CPU, PY, ROOT, Proc, Target, ensure_tools, free_port, interleave, meshd_proc,
+from bench.harness import (LOAD_CPU, PY, ROOT, Proc, Target, ensure_tools, interleave, meshd_proc,
                            pinned, run_builtin_http, run_wrk, wait_port)
+from integration.ports import free_port
 
 
 def _config(port: int, backends: list[int], subset: bool) -> dict:

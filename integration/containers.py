@@ -2,7 +2,7 @@
 
 Every container runs with **host networking** and binds ``127.0.0.1`` on ports chosen free here and
 passed in as configuration, so a test talks to ``127.0.0.1:<port>`` and never to a bridge address.
-Readiness is observed, not slept for: ``ruok`` → ``imok`` for ZooKeeper, ``GET /healthz`` then
+Readiness is observed, not slept for: ``ruok`` → ``imok`` and a serving ``stat`` for ZooKeeper, ``GET /healthz`` then
 ``GET /ready`` for meshd. A container that exits while we wait raises :class:`ContainerNotReady` with
 its logs.
 
@@ -44,7 +44,8 @@ from testcontainers.core.config import testcontainers_config  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 
 from integration.images.recipes import REPOSITORY  # noqa: E402
-from integration.zookeeper import four_letter_word  # noqa: E402
+from integration.ports import free_port  # noqa: E402
+from integration.zookeeper import four_letter_word, serving  # noqa: E402
 
 if os.environ["TESTCONTAINERS_RYUK_DISABLED"].lower() in ("1", "true", "yes"):
     testcontainers_config.ryuk_disabled = True
@@ -72,21 +73,7 @@ class CommandResult:
 
 
 # ------------------------------------------------------------------------------------- ports & labels
-_handed_out: set[int] = set()
-_ports_lock = threading.Lock()
 
-
-def free_port() -> int:
-    """A loopback TCP port free right now and not handed out before by this process."""
-    with _ports_lock:
-        for _ in range(50):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((LOOPBACK, 0))
-                port = s.getsockname()[1]
-            if port not in _handed_out:
-                _handed_out.add(port)
-                return port
-    raise RuntimeError("no free loopback port found in 50 attempts")
 
 
 def _process_start(pid: int) -> str:
@@ -302,10 +289,10 @@ class ZooKeeperContainer(LoopbackContainer):
         return four_letter_word(LOOPBACK, self.port, word, timeout)
 
     def probe(self) -> bool:
-        return self.four_letter_word("ruok", timeout=0.5) == "imok"
+        return serving(LOOPBACK, self.port)
 
     def describe_wait(self) -> str:
-        return f"answering ruok with imok on {self.address}"
+        return f"serving sessions on {self.address} (ruok answers imok and stat reports the version)"
 
     def kazoo_client(self, chroot: str = "", **kwargs: Any):
         """A started ``KazooClient`` on this server; the caller stops and closes it."""

@@ -90,7 +90,7 @@ def ensure(*, install: bool = True, wait: float = 60.0, log_dir: Path | None = N
         from integration.images.recipes import cache_dir
         log_dir = cache_dir() / "docker"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(log_dir / "ensure.lock"):
+    with file_lock(log_dir / "ensure.lock"):
         status = probe()         # someone else may have started it while we waited for the lock
         if status.available:
             return status
@@ -177,7 +177,8 @@ def _log_tail(path: Path, offset: int, lines: int = 3) -> str:
 
 
 @contextmanager
-def _locked(path: Path):
+def file_lock(path: Path):
+    """Hold an exclusive ``flock`` on ``path`` (created if missing): one process at a time, across processes."""
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

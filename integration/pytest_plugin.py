@@ -27,14 +27,11 @@ Importing this module is cheap: docker, testcontainers and kazoo are imported in
 
 from __future__ import annotations
 
-import re
-import uuid
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import pytest
 
-CHROOT_ROOT = "/meshd-it"
+from integration.zookeeper import fresh_chroot
 _containers_key = pytest.StashKey[list]()
 _engine_state: dict[str, Any] = {}
 
@@ -112,23 +109,6 @@ def zookeeper(meshd_images: Any) -> Iterator[Any]:
         yield container
     finally:
         container.stop()
-
-
-@contextmanager
-def fresh_chroot(zookeeper: Any, name: str) -> Iterator[str]:
-    """Create ``/meshd-it/<name>-<id>`` (empty), yield its path, delete it with everything below it."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
-    path = f"{CHROOT_ROOT}/{safe}-{uuid.uuid4().hex[:8]}"
-    admin = zookeeper.kazoo_client()
-    try:
-        admin.ensure_path(path)
-        yield path
-    finally:
-        try:
-            admin.delete(path, recursive=True)
-        finally:
-            admin.stop()
-            admin.close()
 
 
 @pytest.fixture

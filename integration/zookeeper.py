@@ -9,7 +9,8 @@ standalone Java process bound to ``127.0.0.1`` on a free port, with a fresh temp
         zk.stop(); zk.start()                     # same port and data dir: sessions resume (or expire)
         zk.expire_session(client)                 # real server-side expiry, then waits for the reconnect
         zk.drop_connection(client)                # the client's TCP connection is cut; it reconnects
-        KazooClient(zk.address, auth_data=[SUPER_AUTH])   # the superuser: ACLs do not apply
+        zk.kazoo_client()                         # a started client as the superuser: ACLs do not apply
+        with fresh_chroot(zk, "my test") as chroot:   # /meshd-it/my_test-<id>, deleted with its contents after
         with ZooKeeperProxy(zk.address) as proxy:  # clients connect to proxy.address instead ...
             proxy.partition()                     # ... and lose their connections until proxy.heal()
 
@@ -26,13 +27,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
+
+from integration.ports import free_port
 
 JAR_DIR = Path("/usr/share/java")
 #: The classpath of the Debian 3.8 server (peers.md recipe); each jar comes from the package named beside it,
@@ -47,17 +54,12 @@ CLASSPATH: tuple[tuple[str, str], ...] = (
 MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"
 #: Digest credentials of the server's superuser (bypasses ACLs), for fixtures that must clean up anything.
 SUPER_AUTH = ("digest", "super:meshd-test")
+#: Where :func:`fresh_chroot` puts the per-test chroots.
+CHROOT_ROOT = "/meshd-it"
 
 
 class ZooKeeperError(RuntimeError):
     """The server could not be started, or a fault could not be injected; the message says why."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def four_letter_word(host: str, port: int, word: str, timeout: float = 1.0) -> str:
@@ -71,6 +73,13 @@ def four_letter_word(host: str, port: int, word: str, timeout: float = 1.0) -> s
     except OSError:
         return ""
     return b"".join(chunks).decode(errors="replace")
+
+
+def serving(host: str, port: int) -> bool:
+    """Whether the server serves sessions: ``ruok`` answers imok already before it does, ``stat`` tells
+    (its first line is the version only once the server is running)."""
+    return four_letter_word(host, port, "ruok", timeout=0.5) == "imok" and \
+        four_letter_word(host, port, "stat", timeout=0.5).startswith("Zookeeper version")
 
 
 class ZooKeeperServer:
@@ -113,6 +122,14 @@ class ZooKeeperServer:
         """A kazoo ``hosts`` string for this server, optionally with a chroot (``"/tests-1"``)."""
         return self.address + chroot
 
+    def kazoo_client(self, chroot: str = "", **kwargs: Any):
+        """A started ``KazooClient`` on this server as the superuser (ACLs a test set never block it); the
+        caller stops and closes it."""
+        from kazoo.client import KazooClient
+        client = KazooClient(hosts=self.hosts(chroot), auth_data=[SUPER_AUTH], **kwargs)
+        client.start(timeout=15)
+        return client
+
     @staticmethod
     def _super_digest() -> str:
         user, _, _ = SUPER_AUTH[1].partition(":")
@@ -152,9 +169,7 @@ class ZooKeeperServer:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ZooKeeperError(f"ZooKeeper exited with {self._proc.returncode} on {self.address}: {self.log_tail()}")
-            # `ruok` answers imok before the server serves sessions; `stat` says whether it does.
-            if four_letter_word(self.host, self.port, "ruok", timeout=0.5) == "imok" and \
-                    four_letter_word(self.host, self.port, "stat", timeout=0.5).startswith("Zookeeper version"):
+            if serving(self.host, self.port):
                 return
             time.sleep(0.05)
         self.stop()
@@ -233,6 +248,24 @@ class ZooKeeperServer:
 
     def __repr__(self) -> str:
         return f"<ZooKeeperServer {self.address} {'running' if self.running else 'stopped'} data={self.data_dir}>"
+
+
+@contextmanager
+def fresh_chroot(server: Any, name: str) -> Iterator[str]:
+    """Create ``/meshd-it/<name>-<id>`` (empty), yield its path, delete it with everything below it.
+    ``server``: anything with ``kazoo_client()`` (:class:`ZooKeeperServer`, ``ZooKeeperContainer``)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
+    path = f"{CHROOT_ROOT}/{safe}-{uuid.uuid4().hex[:8]}"
+    admin = server.kazoo_client()
+    try:
+        admin.ensure_path(path)
+        yield path
+    finally:
+        try:
+            admin.delete(path, recursive=True)
+        finally:
+            admin.stop()
+            admin.close()
 
 
 class ZooKeeperProxy:

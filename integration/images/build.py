@@ -15,17 +15,16 @@ test sessions wait for each other instead of building twice.
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import subprocess
 import sys
 import time
 import tomllib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from integration.docker_engine import file_lock
 from integration.images.recipes import (
     IMAGE_LABEL, RECIPES, RecipeError, Tags, cache_dir, compute_tags, digest, iter_files, project_inputs,
     runtime_requirements, source_dir,
@@ -49,7 +48,7 @@ def build(tags: Tags | None = None, *, client=None, log: Callable[[str], None] =
     work = cache_dir() / "images"
     work.mkdir(parents=True, exist_ok=True)
     report = BuildReport(tags)
-    with _locked(work / "build.lock"):
+    with file_lock(work / "build.lock"):
         for name, make in _steps(tags):
             tag = getattr(tags, name)
             if exists(client, tag):
@@ -180,13 +179,3 @@ def prune(tags: Tags, client, log: Callable[[str], None] = print,
             except docker.errors.APIError as exc:
                 log(f"kept {', '.join(stale)}: {exc.explanation}")
     return removed
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

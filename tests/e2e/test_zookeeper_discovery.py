@@ -7,7 +7,7 @@ Scenarios: provider add/remove in /clusters within 1 s, a configurator weight ov
 split, session expiry (meshd's own registrations come back, traffic keeps flowing), ZooKeeper stopped for
 10 s under load (no failed call), cold start from the snapshot with ZooKeeper down.
 
-The fixtures here (``zk_server``, ``zk_root``, ``zk_writer``, ``zk_private``, ``provider``) and the helpers are
+The fixtures here (``zk_server``, ``zk_root``, ``zk_writer``, ``zk_private``) and the helpers are
 shared with ``test_registry_api.py``. They are named apart from the container fixtures of
 ``integration.pytest_plugin`` (``zookeeper``, ``zk_chroot``, ``zk_client``).
 """
@@ -21,7 +21,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from typing import Any, Callable
 from urllib.parse import quote_plus, unquote_plus
 
@@ -32,8 +31,7 @@ from kazoo.retry import KazooRetry
 
 from integration import peers
 from integration.process import MeshdProcess, free_port
-from integration.servers.rpc_provider import RpcProvider
-from integration.zookeeper import SUPER_AUTH, ZooKeeperProxy, ZooKeeperServer
+from integration.zookeeper import ZooKeeperProxy, ZooKeeperServer, fresh_chroot
 from meshd.codec import dubbo
 from meshd.codec.base import NEED_DATA
 
@@ -60,18 +58,10 @@ def zk_server():
 
 
 @pytest.fixture
-def zk_root(zk_server):
+def zk_root(zk_server, request):
     """A fresh chroot per test (deleted afterwards): meshd and the writer both live inside it."""
-    chroot = f"/e2e-{uuid.uuid4().hex[:12]}"
-    admin = KazooClient(zk_server.address, auth_data=[SUPER_AUTH])
-    admin.start(timeout=15)
-    admin.ensure_path(chroot)
-    yield chroot
-    try:
-        admin.delete(chroot, recursive=True)
-    finally:
-        admin.stop()
-        admin.close()
+    with fresh_chroot(zk_server, request.node.name) as chroot:
+        yield chroot
 
 
 @pytest.fixture
@@ -91,21 +81,6 @@ def zk_private():
     server.start()
     yield server
     server.close()
-
-
-@pytest.fixture
-def provider(loop_thread):
-    """``provider("dubbo", "a")``: a scriptable provider on a free loopback port answering "a:<method>:<arg>"."""
-    started = []
-
-    def start(protocol: str, name: str) -> RpcProvider:
-        p = loop_thread.run(RpcProvider(protocol, name).start())
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        loop_thread.run(p.stop())
 
 
 def writer_client(hosts: str) -> KazooClient:

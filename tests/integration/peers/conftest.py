@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from integration import peers
-from peer_helpers import free_port
+from integration.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from typing import Any
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def meshd_call(*args: Any, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -6,12 +6,10 @@
 - ``private_zk``: a server of the test's own, for tests that stop, restart or partition it.
 """
 
-import uuid
-
 import pytest
 from kazoo.client import KazooClient
 
-from integration.zookeeper import SUPER_AUTH, ZooKeeperServer
+from integration.zookeeper import ZooKeeperServer, fresh_chroot
 
 
 def _skip_if_unavailable() -> None:
@@ -30,17 +28,9 @@ def zk_server():
 
 
 @pytest.fixture
-def zk_chroot(zk_server):
-    chroot = f"/test-{uuid.uuid4().hex[:12]}"
-    admin = KazooClient(zk_server.address, auth_data=[SUPER_AUTH])   # cleans up whatever ACLs a test set
-    admin.start(timeout=15)
-    admin.ensure_path(chroot)
-    yield chroot
-    try:
-        admin.delete(chroot, recursive=True)
-    finally:
-        admin.stop()
-        admin.close()
+def zk_chroot(zk_server, request):
+    with fresh_chroot(zk_server, request.node.name) as chroot:
+        yield chroot
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 
 from discovery.zookeeper.layouts import get_layout
 from discovery.zookeeper.service import ServiceState
-from discovery.zookeeper.urls import URLError, java_urlencode
+from discovery.zookeeper.urls import java_urlencode
 
 IFACE = "org.example.DemoService"
 NOW = 1_700_000_000_000
@@ -48,7 +48,7 @@ def test_pathless_urls_and_interface_fallbacks():
 
 
 @pytest.mark.parametrize("url, why", [
-    (f"dubbo://10.0.0.1:1/org.other.Service?interface=org.other.Service", "listed under"),
+    ("dubbo://10.0.0.1:1/org.other.Service?interface=org.other.Service", "listed under"),
     (f"dubbo://10.0.0.1:1/{IFACE}?weight=heavy", "weight='heavy' is not an integer"),
     (f"dubbo://10.0.0.1:1/{IFACE}?timestamp=yesterday", "timestamp"),
     (f"weird://10.0.0.1/{IFACE}", "no default port"),
