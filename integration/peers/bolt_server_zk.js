@@ -6,8 +6,8 @@
 // sofa-rpc-node reads a path in the registry address as the root (not a chroot): --root /t1/sofa-rpc
 // writes /t1/sofa-rpc/<interface>/providers. The server listens on 127.0.0.1 and publishes 127.0.0.1
 // (publishAddress; sofa-rpc-node would otherwise register the host's first non-loopback IP).
-// Prints {"event":"listening","port":N,...}, then {"event":"published","url":...} once its own subscription
-// saw the node, and {"event":"stopped","requests":N} on SIGTERM/SIGINT (after unregistering).
+// Prints {"event":"listening","port":N,...}, then {"event":"published","url":...,"port":N} once its own
+// subscription saw the node, and {"event":"stopped","requests":N} on SIGTERM/SIGINT (after unregistering).
 // Methods as bolt_server.js: sayHello add plus greet echo fail sleep whoami (returns --server-id).
 const net = require('net');
 const { parseArgs, withEnv, emit, exit, fatal, quietLogger } = require('./_common');
@@ -47,7 +47,7 @@ async function main() {
   emit({ event: 'listening', port: server.publishPort, interface: opts.interface, version: opts.version,
     pid: process.pid });
   await server.publish();
-  emit({ event: 'published', url: server.url });
+  emit({ event: 'published', url: server.url, port: server.publishPort });
   const stop = async () => {
     try { await server.close(); } catch (e) { /* closing anyway */ }
     try { await registry.close(); } catch (e) { /* closing anyway */ }

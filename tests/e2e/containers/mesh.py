@@ -10,11 +10,12 @@ only through ZooKeeper (in a container), under the test's own chroot:
     then stops the process.
 :class:`BoltProvider`
     sofa-rpc-node's own ``ZookeeperRegistry`` publishes it (SOFARPC layout, ephemeral node) with
-    ``publishAddress`` 127.0.0.1 (``peers/bolt_zk_provider.js``); SIGTERM makes the SDK unpublish, then close.
+    ``publishAddress`` 127.0.0.1 (``integration/peers/bolt_server_zk.js``); SIGTERM makes the SDK
+    unpublish, then close.
 
 Clients: :func:`call` runs a real consumer to completion (apache-dubbo-js for Dubbo, sofa-rpc-node for
-Bolt) against a meshd listener; :class:`SteadyLoad` keeps one running (``peers/steady_load.js``) and
-records every failed call, for the fault scenarios.
+Bolt) against a meshd listener; :class:`SteadyLoad` keeps one running
+(``integration/peers/steady_load.js``) and records every failed call, for the fault scenarios.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ import os
 import queue
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote_plus
 
 from integration import peers
 
-SCRIPTS = Path(__file__).resolve().parent / "peers"
 DUBBO_IFACE = "org.example.DemoService"
 BOLT_IFACE = "com.example.Calc"
 # Registration sessions outlive a 10 s ZooKeeper pause (the server's maxSessionTimeout is 20 ticks = 40 s).
@@ -99,13 +98,13 @@ class BoltProvider:
         self.url = ""
 
     def launch(self) -> "BoltProvider":
-        self.node = peers.start_node(SCRIPTS / "bolt_zk_provider.js", "--zk",
-                                     self.zookeeper.connection_string(self.chroot), "--interface", self.interface,
-                                     "--server-id", self.server_id)
+        self.node = peers.start_node("bolt_server_zk.js", "--zk", self.zookeeper.connection_string(),
+                                     "--root", f"{self.chroot}/sofa-rpc", "--interface", self.interface,
+                                     "--server-id", self.server_id, "--app-name", "meshd-e2e")
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> "BoltProvider":
-        ready = self.node.wait_json(lambda o: o.get("event") == "listening", timeout)
+        ready = self.node.wait_json(lambda o: o.get("event") == "published", timeout)
         self.port, self.url = int(ready["port"]), ready["url"]
         return self
 
@@ -216,7 +215,7 @@ class SteadyLoad:
 
     def __init__(self, meshd: Any, protocol: str, concurrency: int = 4, pause_ms: int = 20) -> None:
         self.protocol = protocol
-        self.node = peers.start_node(SCRIPTS / "steady_load.js", "--protocol", protocol,
+        self.node = peers.start_node("steady_load.js", "--protocol", protocol,
                                      "--address", meshd.listener_address(protocol),
                                      "--concurrency", str(concurrency), "--pause-ms", str(pause_ms))
         self.state = LoadState()

@@ -9,7 +9,7 @@
 //   {"event":"error","sent_ms","t_ms","error":{...}} for each failed call as it fails (sent_ms: when it started),
 //   {"event":"summary","ok","errors","mismatched","first_ok_ms","last_ok_ms","elapsed_ms"} after SIGTERM
 // (no new calls start; those in flight finish), then exits 0. t_ms are epoch milliseconds.
-const { parseArgs, emit, exit, fatal, deadline, describeError, quietLogger } = require('../../../../integration/peers/_common');
+const { parseArgs, emit, exit, fatal, deadline, describeError, quietLogger } = require('./_common');
 
 const opts = parseArgs(process.argv.slice(2), {
   protocol: 'dubbo', address: '', interface: '', version: '', concurrency: '4', pauseMs: '20',
