@@ -14,7 +14,7 @@ The Docker fixtures (``zookeeper``, ``meshd``, ``meshd_images``, ...) come from 
     container discovering them, and returns a :class:`Mesh`. Everything stops at teardown, also when
     the test failed (containers: the plugin; node processes: here).
 ``steady_load``
-    ``steady_load(meshd, "dubbo"|"bolt")`` starts a :class:`~tests.e2e.containers.mesh.SteadyLoad`;
+    ``steady_load(meshd, "dubbo"|"bolt")`` starts a :class:`~integration.load.SteadyLoad`;
     stopped at teardown.
 """
 
@@ -27,7 +27,8 @@ import pytest
 
 from integration import peers
 from integration.pytest_plugin import fresh_chroot
-from tests.e2e.containers.mesh import BoltProvider, DubboProvider, SteadyLoad, mesh_config, start_all
+from integration.load import SteadyLoad
+from tests.e2e.containers.mesh import BoltProvider, DubboProvider, mesh_config, start_all
 
 
 @pytest.fixture(scope="session")
