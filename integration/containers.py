@@ -2,8 +2,8 @@
 
 Every container runs with **host networking** and binds ``127.0.0.1`` on ports chosen free here and
 passed in as configuration, so a test talks to ``127.0.0.1:<port>`` and never to a bridge address.
-Readiness is observed, not slept for: ``ruok`` → ``imok`` and a serving ``stat`` for ZooKeeper, ``GET /healthz`` then
-``GET /ready`` for meshd. A container that exits while we wait raises :class:`ContainerNotReady` with
+Readiness is observed, not slept for: ``ruok`` → ``imok`` and a serving ``stat`` for ZooKeeper,
+``GET /healthz`` then ``GET /ready`` for meshd. A container that exits while we wait raises :class:`ContainerNotReady` with
 its logs.
 
 Cleanup does not depend on the Ryuk reaper (it cannot be pulled here; ``TESTCONTAINERS_RYUK_DISABLED``
@@ -72,10 +72,7 @@ class CommandResult:
     output: str        # stdout and stderr, interleaved
 
 
-# ------------------------------------------------------------------------------------- ports & labels
-
-
-
+# ---------------------------------------------------------------------------------------------- labels
 def _process_start(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from integration.zookeeper import fresh_chroot
+
 _containers_key = pytest.StashKey[list]()
 _engine_state: dict[str, Any] = {}
 
