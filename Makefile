@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/meshd demo
 
-# System packages the suites need (ZooKeeper, Docker engine, debootstrap); apt when root on Debian.
+# System packages the suites need (ZooKeeper, Docker engine, debootstrap, node, curl for the demo's lines);
+# apt when root on Debian.
 system-deps:
-	@sh integration/provision.sh zookeeper:/usr/share/java/zookeeper.jar debootstrap:debootstrap docker.io:dockerd nodejs:node npm:npm
+	@sh integration/provision.sh zookeeper:/usr/share/java/zookeeper.jar debootstrap:debootstrap docker.io:dockerd nodejs:node npm:npm curl:curl
 
 images: install system-deps
 	$(PY) -m integration.images build
