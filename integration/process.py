@@ -5,7 +5,7 @@
   SIGTERM (a graceful drain) and checks the exit status.
 - :class:`LoopThread` runs asyncio servers (HTTP backends, RPC test providers) on a background uvloop
   thread, so that blocking test code can call them and script them.
-- :func:`free_port` picks a free loopback port.
+- :func:`free_port` (from :mod:`integration.ports`) picks a free loopback port.
 """
 
 from __future__ import annotations
