@@ -70,6 +70,19 @@ function typedArgs(java, args, types) {
   return args.map((value, i) => java(list[i], value));
 }
 
+// Dubbo arguments from --args (a JSON list) and --types: typed as --types says, otherwise strings as
+// java.lang.String, integers as int, other numbers as double, booleans as boolean.
+function dubboArgs(java, argsJson, types) {
+  const args = JSON.parse(argsJson);
+  if (types) return typedArgs(java, args, types);
+  return args.map((v) => {
+    if (typeof v === 'string') return java.String(v);
+    if (typeof v === 'boolean') return java.boolean(v);
+    if (typeof v === 'number') return Number.isInteger(v) ? java.int(v) : java.double(v);
+    return v;
+  });
+}
+
 // Run `count` calls with at most `concurrency` in flight, spread over `workers` (connections) round-robin.
 async function runLoad({ count, concurrency, workers, call }) {
   let next = 0;
@@ -125,4 +138,4 @@ function fatal(err) {
   exit(2);
 }
 
-module.exports = { parseArgs, withEnv, emit, describeError, typedArgs, runLoad, quietLogger, deadline, fatal, exit };
+module.exports = { parseArgs, withEnv, emit, describeError, typedArgs, dubboArgs, runLoad, quietLogger, deadline, fatal, exit };

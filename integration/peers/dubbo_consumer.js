@@ -7,7 +7,7 @@
 // Each connection is its own DirectlyDubbo. Without --types, strings go as java.lang.String, integers as
 // int, other numbers as double, booleans as boolean. Output as bolt_client.js; a non-20 status or an
 // exception result is {"ok":false,"error":{...}}.
-const { parseArgs, withEnv, runLoad, deadline, fatal, exit } = require('./_common');
+const { parseArgs, withEnv, runLoad, deadline, fatal, exit, dubboArgs } = require('./_common');
 
 const opts = parseArgs(process.argv.slice(2), withEnv({
   address: '127.0.0.1:20880', interface: 'org.example.DemoService', version: '1.0.0', group: '',
@@ -15,20 +15,10 @@ const opts = parseArgs(process.argv.slice(2), withEnv({
   timeout: '5000', dubboVersion: '2.0.2', deadlineMs: '60000',
 }));
 
-function autoType(java, v) {
-  if (typeof v === 'string') return java.String(v);
-  if (typeof v === 'boolean') return java.boolean(v);
-  if (typeof v === 'number') return Number.isInteger(v) ? java.int(v) : java.double(v);
-  return v;
-}
-
 async function main() {
   deadline(Number(opts.deadlineMs), 'dubbo_consumer');
   const { DirectlyDubbo, java } = require('apache-dubbo-js');
-  const raw = JSON.parse(opts.args);
-  const types = opts.types ? opts.types.split(',').map(s => s.trim()) : null;
-  if (types && types.length !== raw.length) throw new Error('--types does not match --args');
-  const args = raw.map((v, i) => (types ? java(types[i], v) : autoType(java, v)));
+  const args = dubboArgs(java, opts.args, opts.types);
   const workers = [];
   for (let k = 0; k < Number(opts.connections); k++) {
     const dubbo = DirectlyDubbo.from({

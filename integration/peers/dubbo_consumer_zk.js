@@ -7,7 +7,7 @@
 // Waits until the registry produced an address list (apache-dubbo-js's ready()), then prints one
 // {"event":"result",...} per call and {"event":"summary",...} like dubbo_consumer.js. apache-dubbo-js throws
 // on provider URLs without a path segment, so a run also checks the URLs it read are Java-style.
-const { parseArgs, withEnv, runLoad, deadline, fatal, exit, emit } = require('./_common');
+const { parseArgs, withEnv, runLoad, deadline, fatal, exit, dubboArgs, emit } = require('./_common');
 
 const opts = parseArgs(process.argv.slice(2), withEnv({
   zk: '127.0.0.1:2181', interface: 'org.example.DemoService', version: '1.0.0', group: '', method: 'sayHello',
@@ -15,20 +15,10 @@ const opts = parseArgs(process.argv.slice(2), withEnv({
   deadlineMs: '60000',
 }));
 
-function autoType(java, v) {
-  if (typeof v === 'string') return java.String(v);
-  if (typeof v === 'boolean') return java.boolean(v);
-  if (typeof v === 'number') return Number.isInteger(v) ? java.int(v) : java.double(v);
-  return v;
-}
-
 async function main() {
   deadline(Number(opts.deadlineMs), 'dubbo_consumer_zk');
   const { Dubbo, java, setting } = require('apache-dubbo-js');
-  const raw = JSON.parse(opts.args);
-  const types = opts.types ? opts.types.split(',').map(s => s.trim()) : null;
-  if (types && types.length !== raw.length) throw new Error('--types does not match --args');
-  const args = raw.map((v, i) => (types ? java(types[i], v) : autoType(java, v)));
+  const args = dubboArgs(java, opts.args, opts.types);
   const dubbo = new Dubbo({
     application: { name: 'meshd-it-consumer' }, register: opts.zk, dubboInvokeTimeout: Math.ceil(Number(opts.timeout) / 1000),
     dubboSetting: setting.match(opts.interface, { version: opts.version, group: opts.group || undefined }),

@@ -145,6 +145,27 @@ class _Encoder:
         else:
             raise EncodeError(f"long {v} out of 64-bit range", protocol="hessian2")
 
+    def _integral_double(self, v: float, zero_lead: int) -> bool:
+        """The compact forms of an integral double both grammars have, at consecutive lead bytes (0.0,
+        1.0, a byte, a short from ``zero_lead`` on); False when ``v`` fits none of them."""
+        i = int(v)
+        if i != v:
+            return False
+        buf = self.buf
+        if i == 0:
+            buf.append(zero_lead)
+        elif i == 1:
+            buf.append(zero_lead + 1)
+        elif -0x80 <= i < 0x80:
+            buf.append(zero_lead + 2)
+            buf.append(i & 0xFF)
+        elif -0x8000 <= i < 0x8000:
+            buf.append(zero_lead + 3)
+            buf += _I16.pack(i)
+        else:
+            return False
+        return True
+
     def _string_chunks(self, value: str, nonfinal_lead: int) -> tuple[int, bytes]:
         """Write every non-final chunk; return (units, bytes) of the final chunk."""
         parts = chunks(java_units(value))
@@ -201,22 +222,8 @@ class FinalEncoder(_Encoder):
     def write_double(self, v: float) -> None:
         buf = self.buf
         if math.isfinite(v):
-            if v == int(v):
-                i = int(v)
-                if i == 0:
-                    buf.append(0x5B)
-                    return
-                if i == 1:
-                    buf.append(0x5C)
-                    return
-                if -0x80 <= i < 0x80:
-                    buf.append(0x5D)
-                    buf.append(i & 0xFF)
-                    return
-                if -0x8000 <= i < 0x8000:
-                    buf.append(0x5E)
-                    buf += _I16.pack(i)
-                    return
+            if self._integral_double(v, 0x5B):
+                return
             mills = v * 1000
             if INT32_MIN <= mills <= INT32_MAX and 0.001 * int(mills) == v:
                 buf.append(0x5F)
@@ -326,22 +333,8 @@ class DraftEncoder(_Encoder):
     def write_double(self, v: float) -> None:
         buf = self.buf
         if math.isfinite(v):
-            if v == int(v):
-                i = int(v)
-                if i == 0:
-                    buf.append(0x67)
-                    return
-                if i == 1:
-                    buf.append(0x68)
-                    return
-                if -0x80 <= i < 0x80:
-                    buf.append(0x69)
-                    buf.append(i & 0xFF)
-                    return
-                if -0x8000 <= i < 0x8000:
-                    buf.append(0x6A)
-                    buf += _I16.pack(i)
-                    return
+            if self._integral_double(v, 0x67):
+                return
             try:
                 packed = _F32.pack(v)
             except OverflowError:
