@@ -291,14 +291,7 @@ class MuxPool:
             self.stats.upstream_connection_opened(host)
         if host.draining:
             self.readonly_changed()
-        waiters, self.waiters = self.waiters, deque()
-        self.cluster.pending -= len(waiters)
-        writebatch.begin()
-        try:
-            for w in waiters:
-                w.upstream_ready(self._best() or conn)
-        finally:
-            writebatch.end()
+        self.wake()                           # the new connection serves the requests that waited
 
     def __repr__(self) -> str:
         return f"<MuxPool {self.protocol} {self.host.address} conns={len(self.conns)} waiting={len(self.waiters)}>"
