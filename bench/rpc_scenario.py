@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (LOAD_CPU, PY, ROOT, Proc, Round, Target, interleave, meshd_proc, pinned,
+from bench.harness import (LOAD_CPU, PROXY_CPU, PY, ROOT, Proc, Round, Target, interleave, meshd_proc, pinned,
                            wait_port)
 from integration.ports import free_port
 from meshd.codec import bolt, dubbo
@@ -78,16 +78,24 @@ def run(work: Path, protocol: str = "dubbo", rounds: int = 5, seconds: float = 5
         gov_ports = {"rpc": free_port()}
         g = meshd_proc(_meshd_config(protocol, backend_port, gov_ports, True), work, f"meshd-{protocol}-gov")
         procs.append(g)
-        for port in (plain["rpc"], plain["relay"], gov_ports["rpc"]):
+        floor_port = free_port()
+        f = Proc(f"{protocol}-python-mux-floor", pinned(PROXY_CPU, [PY, str(ROOT / "bench" / "python_mux_floor.py"),
+                                                                   protocol, str(floor_port), str(backend_port)]),
+                 work, env={"PYTHONPATH": str(ROOT)})
+        procs.append(f)
+        for port in (plain["rpc"], plain["relay"], gov_ports["rpc"], floor_port):
             wait_port(port)
-        targets += [Target("byte_relay", plain["relay"], m.pid), Target("meshd", plain["rpc"], m.pid),
-                    Target("meshd_governance", gov_ports["rpc"], g.pid)]
+        targets += [Target("byte_relay", plain["relay"], m.pid), Target("python_mux_floor", floor_port, f.pid),
+                    Target("meshd", plain["rpc"], m.pid), Target("meshd_governance", gov_ports["rpc"], g.pid)]
         interleave(targets, rounds, lambda t: _load(t.port, protocol, frame, connections, depth, seconds),
                    warm=lambda t: _load(t.port, protocol, frame, connections, depth, 1.0))
         by = {t.name: t.summary() for t in targets}
         return {"protocol": protocol, "connections": connections, "in_flight_per_connection": depth,
                 "rounds": rounds, "seconds_per_round": seconds, "request_bytes": len(frame), "targets": by,
                 "ratios": {"meshd/byte_relay": round(by["meshd"]["rps"] / by["byte_relay"]["rps"], 3),
+                           "python_mux_floor/byte_relay": round(by["python_mux_floor"]["rps"] / by["byte_relay"]["rps"],
+                                                                3),
+                           "meshd/python_mux_floor": round(by["meshd"]["rps"] / by["python_mux_floor"]["rps"], 3),
                            "meshd/direct": round(by["meshd"]["rps"] / by["direct"]["rps"], 3),
                            "governance_on/off": round(by["meshd_governance"]["rps"] / by["meshd"]["rps"], 3)}}
     finally:

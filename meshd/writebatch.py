@@ -6,6 +6,9 @@ times to the same transports (response head, body, last chunk; request head and 
 their work in :func:`begin` / :func:`end`; writes made in between are queued per transport, in order, and
 written once at the outermost ``end``. Outside a batch (timers, callbacks) writes go straight through.
 
+``epoch`` counts outermost batches, so code may keep a choice for the rest of one batch (the multiplexed
+pool sends all requests of one read down one connection: one write instead of one per connection).
+
 The event loop is single-threaded, so the queue is module state.
 """
 
@@ -15,10 +18,13 @@ from typing import Any
 
 _depth = 0
 _pending: dict[Any, list[bytes]] = {}
+epoch = 0
 
 
 def begin() -> None:
-    global _depth
+    global _depth, epoch
+    if not _depth:
+        epoch += 1
     _depth += 1
 
 

@@ -94,18 +94,26 @@ class DubboAdapter(RpcAdapter):
 
     def __init__(self) -> None:
         self._heads: dict[bytes, tuple[str, str, str]] = {}
+        self._last_head: bytes | None = None
+        self._last_hit: tuple[str, str, str] = ("", "", "")
 
     def view(self, event: dubbo.DubboRequest) -> RpcView:
         """Raises UnsupportedSerialization / ProtocolError when the body cannot be read.
 
         Callers repeat the same five head strings (dubbo version, path, version, method, descriptor);
         when all five are compact ASCII strings their raw bytes key a cache of the decoded head, so a
-        repeated head costs five byte reads and one dict lookup.
+        repeated head costs five byte reads and one dict lookup. The head seen last is checked first,
+        with one ``startswith``: length-prefixed strings delimit themselves, so a body that starts with
+        those bytes has those five strings.
         """
         frame = event.frame
         p = 16
         end = len(frame)
         if frame[2] & 0x1F == 2:
+            last = self._last_head
+            if last is not None and frame.startswith(last, 16):
+                hit = self._last_hit
+                return RpcView(event, self, hit[0], hit[1], hit[2])
             for _ in range(5):
                 if p >= end or frame[p] >= 0x20:
                     break
@@ -114,13 +122,13 @@ class DubboAdapter(RpcAdapter):
                 if p <= end:
                     key = bytes(frame[16:p])
                     hit = self._heads.get(key)
-                    if hit is not None:
-                        return RpcView(event, self, hit[0], hit[1], hit[2])
-                    if key.isascii():          # byte lengths are character counts only for ASCII
+                    if hit is None and key.isascii():   # byte lengths are character counts only for ASCII
                         head = event.head()
                         hit = (head.service or "", head.method or "", head.version or "")
                         if len(self._heads) < 4096:
                             self._heads[key] = hit
+                    if hit is not None:
+                        self._last_head, self._last_hit = key, hit
                         return RpcView(event, self, hit[0], hit[1], hit[2])
         head = event.head()
         return RpcView(event, self, head.service or "", head.method or "", head.version or "")

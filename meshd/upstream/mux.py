@@ -163,9 +163,19 @@ class MuxPool:
         self.connect_failures = 0
         self.late_responses = 0
         self._closed = False
+        self._batch_conn: MuxConnection | None = None
+        self._batch_epoch = -1
 
     def acquire(self, waiter: Any) -> None:
+        # Within one write batch (one read of a caller), every request goes down the connection the
+        # batch's first request took: one write per batch, not one per connection. Batches spread.
+        conn = self._batch_conn
+        if writebatch._depth and self._batch_epoch == writebatch.epoch and conn.usable:
+            waiter.upstream_ready(conn)
+            return
         conn = self._best()
+        if conn is not None and writebatch._depth:
+            self._batch_conn, self._batch_epoch = conn, writebatch.epoch
         want = self.settings.connections_per_endpoint
         if conn is not None:
             if len(self.conns) < want and self.connecting == 0 and conn.inflight and self._usable() < want:
