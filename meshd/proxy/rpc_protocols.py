@@ -22,6 +22,7 @@ from meshd.codec.base import CodecError, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 
 _DUBBO_ID = struct.Struct(">q")
+_BOLT_ID = struct.Struct(">I")
 _GROUP_KEY = b"\x05group"          # hessian2 compact string "group"
 _TIMEOUT_KEY = b"\x07timeout"
 
@@ -231,8 +232,11 @@ class BoltAdapter(RpcAdapter):
         return event.oneway
 
     @staticmethod
-    def patch_id(frame: bytearray, request_id: int) -> None:
-        bolt.patch_request_id(frame, request_id & 0xFFFFFFFF)
+    def patch_id(frame: bytearray, request_id: int, _pack=_BOLT_ID.pack_into) -> None:
+        if frame[0] == 1:                      # v1: the id at 5, no CRC
+            _pack(frame, 5, request_id & 0xFFFFFFFF)
+        else:
+            bolt.patch_request_id(frame, request_id & 0xFFFFFFFF)
 
     @staticmethod
     def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
