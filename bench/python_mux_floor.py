@@ -60,20 +60,21 @@ def _frames(buf: bytearray, dubbo: bool, request: bool):
         pos = end
 
 
-class _Down(asyncio.Protocol):
+class _Side(asyncio.Protocol):
     def __init__(self, floor: _Floor) -> None:
         self.floor = floor
         self.buf = bytearray()
+        self.pack, self.at = (_DUBBO_ID.pack_into, 4) if floor.dubbo else (_BOLT_ID.pack_into, 5)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
+
+class _Down(_Side):
     def data_received(self, data: bytes) -> None:
-        floor = self.floor
-        buf = self.buf
+        floor, buf, pack, at = self.floor, self.buf, self.pack, self.at
         buf += data
         pending = floor.pending
-        pack, at = (_DUBBO_ID.pack_into, 4) if floor.dubbo else (_BOLT_ID.pack_into, 5)
         out = []
         last = 0
         for start, end, rid in _frames(buf, floor.dubbo, True):
@@ -91,20 +92,11 @@ class _Down(asyncio.Protocol):
             up.transport.write(b"".join(out))
 
 
-class _Up(asyncio.Protocol):
-    def __init__(self, floor: _Floor) -> None:
-        self.floor = floor
-        self.buf = bytearray()
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
+class _Up(_Side):
     def data_received(self, data: bytes) -> None:
-        floor = self.floor
-        buf = self.buf
+        floor, buf, pack, at = self.floor, self.buf, self.pack, self.at
         buf += data
         pending = floor.pending
-        pack, at = (_DUBBO_ID.pack_into, 4) if floor.dubbo else (_BOLT_ID.pack_into, 5)
         outs: dict[_Down, list] = {}
         last = 0
         for start, end, uid in _frames(buf, floor.dubbo, False):
