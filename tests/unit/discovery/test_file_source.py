@@ -19,14 +19,20 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def started(path):
+    """A FileSource on ``path`` that polls only when a test calls ``_check``, and its model."""
+    model = ClusterModel()
+    source = FileSource("file", str(path), poll_interval=3600)
+    await source.start(model)
+    return model, source
+
+
 def test_same_size_write_within_one_timestamp_tick_is_applied(tmp_path):
     path = tmp_path / "clusters.yaml"
     path.write_text(clusters_yaml("127.0.0.1:10001"))
 
     async def scenario():
-        model = ClusterModel()
-        source = FileSource("file", str(path), poll_interval=3600)
-        await source.start(model)
+        model, source = await started(path)
         assert list(model.cluster("c").endpoints) == ["127.0.0.1:10001"]
         st = os.stat(path)
         path.write_text(clusters_yaml("127.0.0.1:10002"))           # same size, same inode
@@ -44,9 +50,7 @@ def test_broken_file_keeps_previous_content_and_is_reported_once(tmp_path):
     path.write_text(clusters_yaml("127.0.0.1:10001"))
 
     async def scenario():
-        model = ClusterModel()
-        source = FileSource("file", str(path), poll_interval=3600)
-        await source.start(model)
+        model, source = await started(path)
         path.write_text("clusters: [{name: c, endpoints: [{address: nope}]}]\n")
         source._check()
         source._check()
