@@ -21,21 +21,25 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class RequestStats:
     """Counters of one (listener, protocol, cluster): requests by (outcome, status), a latency histogram."""
 
-    __slots__ = ("labels", "counts", "buckets", "total", "sum")
+    __slots__ = ("labels", "counts", "buckets", "sum")
 
     def __init__(self, labels: tuple[str, str, str]) -> None:
         self.labels = labels
         self.counts: dict[tuple[str, str], int] = {}
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.total = 0
         self.sum = 0.0
 
-    def done(self, outcome: str, status: int | str, seconds: float) -> None:
+    def done(self, outcome: str, status: int | str, seconds: float, _bisect=bisect_left,
+             _bounds=LATENCY_BUCKETS) -> None:
         key = (outcome, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += 1
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        self.buckets[_bisect(_bounds, seconds)] += 1
         self.sum += seconds
+
+    @property
+    def total(self) -> int:
+        return sum(self.buckets)
 
 
 class _Collector:

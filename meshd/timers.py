@@ -14,6 +14,8 @@ from typing import Callable
 
 
 class Timer:
+    """A wheel entry. Anything with ``callback`` (None once cancelled or fired) and ``fire()`` may be one."""
+
     __slots__ = ("callback",)
 
     def __init__(self, callback: Callable[[], None]) -> None:
@@ -21,6 +23,10 @@ class Timer:
 
     def cancel(self) -> None:
         self.callback = None
+
+    def fire(self) -> None:
+        callback, self.callback = self.callback, None
+        callback()
 
 
 class TimerWheel:
@@ -33,17 +39,21 @@ class TimerWheel:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         timer = Timer(callback)
+        self.slot(delay).append(timer)
+        return timer
+
+    def slot(self, delay: float) -> list[Timer]:
+        """The list of entries due ``delay`` from now, for callers that arm many at once: append one to
+        arm it (see :class:`Timer`)."""
         tick = int((self.loop.time() + delay) / self.resolution) + 1
         slot = self._slots.get(tick)
         if slot is None:
-            self._slots[tick] = [timer]
+            slot = self._slots[tick] = []
             heapq.heappush(self._ticks, tick)
             if self._next is None or tick < self._next:
                 self._next = tick
                 self.loop.call_at(tick * self.resolution, self._run, tick)
-        else:
-            slot.append(timer)
-        return timer
+        return slot
 
     def _run(self, tick: int) -> None:
         if tick != self._next:
@@ -53,10 +63,8 @@ class TimerWheel:
         ticks = self._ticks
         while ticks and ticks[0] <= max(now, tick):
             for timer in self._slots.pop(heapq.heappop(ticks)):
-                callback = timer.callback
-                if callback is not None:
-                    timer.callback = None
-                    callback()
+                if timer.callback is not None:
+                    timer.fire()
         if ticks:
             self._next = ticks[0]
             self.loop.call_at(ticks[0] * self.resolution, self._run, ticks[0])

@@ -74,7 +74,7 @@ class GovernedExchange:
 
 
 class ListenerContext:
-    __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions")
+    __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions", "rpc_plans")
 
     def __init__(self, config: ListenerConfig, routes: RouteTable | None, runtime: Runtime) -> None:
         self.name = config.name
@@ -84,3 +84,4 @@ class ListenerContext:
         self.protocol = config.protocol
         self.records: dict[str, RequestStats] = {}   # per cluster name, for the hot path
         self.rpc_decisions: dict[tuple, tuple] = {}  # (service, method, version) → (route, cluster, metadata)
+        self.rpc_plans: dict[bytes, Any] = {}        # request head bytes → meshd.proxy.rpc._Plan

@@ -35,7 +35,7 @@ from meshd.codec.sniff import BOLT, DUBBO, HTTP1, MATCH, NEED_MORE, sniff
 from meshd.proxy.context import GovernedExchange, ListenerContext
 from meshd.proxy.retry import RetryState
 from meshd.proxy.rpc_protocols import ADAPTERS, RpcAdapter, RpcView
-from meshd.upstream.mux import MuxConnection, MuxPool
+from meshd.upstream.mux import ID_LIMIT, MuxConnection, MuxPool
 
 log = logging.getLogger("meshd.rpc")
 
@@ -52,8 +52,30 @@ class _Bodyless:
 _BODYLESS = _Bodyless()
 
 
+class _Plan:
+    """How requests whose head bytes are ``head`` (and fixed-header fields ``sig``) are forwarded when
+    nothing but those bytes decides it: derived from the listener's cached routing decision. ``ok`` is
+    False when such requests must take the general path (a retry policy, route metadata)."""
+
+    __slots__ = ("head", "sig", "ok", "name", "route", "timeout", "rec")
+
+    def __init__(self, head: bytes, sig: tuple, ok: bool, decision: tuple | None) -> None:
+        self.head, self.sig, self.ok = head, sig, ok
+        self.rec: Any = None                  # the listener's RequestStats for the cluster, once used
+        self.route, self.name, _, _, self.timeout = decision if decision is not None else (None, "", {}, None, 0.0)
+
+
 class RpcDownstream(asyncio.Protocol):
-    """One caller connection speaking ``adapter``'s protocol."""
+    """One caller connection speaking ``adapter``'s protocol.
+
+    The common case takes a path without an exchange's method calls: a request whose head bytes match a
+    :class:`_Plan` (a cached decision with no retry policy and no route metadata), while neither
+    governance nor the access log is on, to a cluster whose hosts the request's own version/group do not
+    select, with a host set built and a usable connection ready. It is picked, counted, armed with its
+    deadline and sent in :meth:`_events` itself, leaving the :class:`RpcExchange` in the state
+    ``_send_attempt`` would have left it in; everything after that (responses, timeouts, resets, the
+    caller closing) is the exchange's ordinary business. Anything else takes :meth:`RpcExchange.start`.
+    """
 
     def __init__(self, ctx: ListenerContext, adapter: RpcAdapter) -> None:
         self.ctx = ctx
@@ -65,6 +87,7 @@ class RpcDownstream(asyncio.Protocol):
         self.closed = False
         self.last_activity = 0.0
         self.peer = ""
+        self._plan: _Plan | None = None      # the plan the last request matched
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,22 +99,35 @@ class RpcDownstream(asyncio.Protocol):
         self.rt.stats.downstream_connection(self.ctx.name, 1)
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = self.rt.loop.time()
+        now = self.last_activity = self.rt.loop.time()
         writebatch.begin()
         try:
             self.decoder.receive_data(data)
-            self._events()
+            self._events(now)
         except CodecError as exc:
             self._broken(exc)
         finally:
             writebatch.end()
 
-    def _events(self) -> None:
-        adapter, dec = self.adapter, self.decoder
-        Request, Heartbeat = adapter.Request, adapter.Heartbeat
+    def _events(self, now: float) -> None:
+        adapter, dec, rt, ctx = self.adapter, self.decoder, self.rt, self.ctx
+        Request = adapter.Request
+        gov = rt.governance
+        fast = (gov is None or not gov.active) and not rt.access_log.enabled
+        if fast:                              # what the common-case path needs, once per read
+            at, sig_of, fast_key, plans = adapter.head_at, adapter.sig.unpack_from, adapter.fast_key, ctx.rpc_plans
+            deadline_key, native_timeout = adapter.deadline_key, adapter.native_timeout
+            id_at, id_pack, pname = adapter.id_at, adapter.id_pack, adapter.name
+            clusters, active, pending = rt.clusters.clusters, self.active, writebatch._pending
+            h2m = bool(ctx.config.header_to_metadata)
+            epoch = writebatch.epoch
+            slot: list = []
+            slot_timeout = -1.0
+            # within one read: the last plan's cluster and host set, the last host's connection
+            last_plan = last_host = None
         while True:
             try:
-                ev = dec.next_event()
+                evs = dec.events()
             except FrameTooLarge as exc:
                 reply = adapter.reject(exc.header, Outcome.BAD_REQUEST,
                                        f"frame of {exc.declared} bytes exceeds the {exc.limit}-byte limit")
@@ -100,22 +136,109 @@ class RpcDownstream(asyncio.Protocol):
                     self.write(reply)
                 self.close()
                 return
-            if ev is NEED_DATA:
+            if not evs:
                 return
-            t = type(ev)
-            if t is Request:
+            for ev in evs:
+                if type(ev) is not Request:
+                    if ev is CLOSED:
+                        return
+                    self._other(ev)
+                    continue
+                learn = None
+                if fast:
+                    frame = ev.frame
+                    plan = self._plan
+                    if plan is None or not frame.startswith(plan.head, at):
+                        learn = fast_key(ev)
+                        plan = plans.get(learn) if learn is not None else None
+                        if plan is not None:
+                            self._plan, learn = plan, None
+                    conn = None
+                    if plan is not None and plan.ok and sig_of(frame) == plan.sig:
+                        timeout = plan.timeout
+                        if deadline_key is not None:
+                            if frame.find(deadline_key, at) >= 0:
+                                timeout = 0.0         # the request carries its own deadline: general path
+                        elif native_timeout:
+                            ms = ev.timeout
+                            if ms > 0 and ms / 1000.0 < timeout:
+                                timeout = ms / 1000.0
+                        host = None
+                        if plan is last_plan:
+                            cluster = last_cluster
+                            if timeout > 0 and cluster.active_requests < cluster.max_requests:
+                                host = balancer.pick()
+                        else:
+                            cluster = clusters.get(plan.name) if timeout > 0 else None
+                            if cluster is not None and cluster.active_requests < cluster.max_requests and \
+                                    not cluster.request_selects and not (h2m and cluster.request_metadata):
+                                hs = cluster._sets.get(())
+                                if hs is not None and cluster.clock() < cluster._health_epoch:
+                                    last_plan, last_cluster, balancer = plan, cluster, hs.balancer
+                                    host = balancer.pick()
+                                else:
+                                    host = cluster.pick(None)
+                        if host is None:
+                            pass
+                        elif host is last_host:
+                            conn = last_conn
+                        else:
+                            pool = host.pools.get(pname)
+                            if pool is not None:
+                                conn = pool._batch_conn
+                                if pool._batch_epoch != epoch or conn.closed or conn.draining or conn.write_paused:
+                                    conn = pool.batch_conn()
+                                if conn is not None:
+                                    last_host, last_conn = host, conn
+                    if conn is not None:
+                        call = _new_call(FastCall)
+                        call.down, call.event, call.started, call.plan = self, ev, now, plan
+                        call.cluster, call.host, call.conn = cluster, host, conn
+                        call.callback, call.promoted = True, None
+                        active.add(call)
+                        rt.in_flight += 1
+                        cluster.active_requests += 1
+                        host.active_requests += 1
+                        if timeout != slot_timeout:
+                            slot, slot_timeout = rt.timers.slot(timeout), timeout
+                        slot.append(call)
+                        uid = call.uid = conn.next_id = conn.next_id + 1 if conn.next_id < ID_LIMIT else 1
+                        id_pack(frame, id_at, uid)
+                        conn.inflight[uid] = call
+                        parts = pending.get(conn.transport)
+                        if parts is None:
+                            pending[conn.transport] = [frame]
+                        else:
+                            parts.append(frame)
+                        continue
+                if fast:
+                    last_plan = last_host = None      # the general path may change what they were picked from
                 ex = RpcExchange(self, ev)
                 try:
                     ex.start()
                 except Exception:                    # a bug must cost one request, not the connection
                     log.exception("listener %s: internal error handling a %s request", self.ctx.name, adapter.name)
                     ex.reply(Outcome.INTERNAL, "internal error")
-            elif t is Heartbeat:
-                if getattr(ev, "twoway", True) and not self.closed:
-                    self.write(adapter.heartbeat_ack(ev))
-            elif ev is CLOSED:
-                return
-            # responses, acks and events from a caller carry nothing to forward: ignored
+                if learn is not None:
+                    self._plan = self._learn(learn, ex, sig_of(ev.frame))
+
+    def _other(self, ev: Any) -> None:
+        """A frame from a caller that is not a request: heartbeats are answered; responses, acks and events
+        carry nothing to forward."""
+        if type(ev) is self.adapter.Heartbeat and getattr(ev, "twoway", True) and not self.closed:
+            self.write(self.adapter.heartbeat_ack(ev))
+
+    def _learn(self, key: bytes, ex: "RpcExchange", sig: tuple) -> _Plan | None:
+        """The plan for requests like ``ex``'s (head bytes ``key``), once the general path decided it."""
+        view = ex.view
+        if view is None or not self.adapter.fast_sig(sig):
+            return None                       # unreadable, or a kind of frame that never takes the fast path
+        decision = self.ctx.rpc_decisions.get((view.service, view.method, view.version))
+        ok = decision is not None and decision[3] is None and not decision[2]
+        plan = _Plan(key, sig, ok, decision)
+        if len(self.ctx.rpc_plans) < 4096:
+            self.ctx.rpc_plans[key] = plan
+        return plan
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -145,11 +268,6 @@ class RpcDownstream(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.closed = True
             writebatch.close(self.transport)
-
-    def exchange_done(self, ex: "RpcExchange") -> None:
-        self.active.discard(ex)
-        if self.rt.draining and not self.active:
-            self.close()
 
     @property
     def idle(self) -> bool:
@@ -187,6 +305,7 @@ class RpcExchange(GovernedExchange):
     flags = ""
     outcome = Outcome.OK
     retrying = False
+    oneway = False
 
     def __init__(self, down: RpcDownstream, event: Any) -> None:
         self.down = down
@@ -490,13 +609,17 @@ class RpcExchange(GovernedExchange):
                 self.cluster.active_retries -= 1
         if self.entry is not None:
             self._exit_entry(self.outcome)
-        duration = rt.loop.time() - self.started
+        self._record(self.flags or self.outcome._value_, rt.loop.time() - self.started)
+
+    def _record(self, outcome: str, duration: float) -> None:
+        """Stats, the access log line, and the caller connection's bookkeeping of a finished request."""
+        rt = self.rt
         down = self.down
         ctx = down.ctx
         rec = ctx.records.get(self.cluster_name)
         if rec is None:
             rec = ctx.records[self.cluster_name] = rt.stats.record(ctx.name, self.adapter.name, self.cluster_name)
-        rec.done(self.flags or self.outcome._value_, self.status, duration)
+        rec.done(outcome, self.status, duration)
         if rt.access_log.enabled:
             view = self.view
             line = f"{self.adapter.name.upper()} {view.service}:{view.method} {view.version or '-'}" if view else \
@@ -504,7 +627,10 @@ class RpcExchange(GovernedExchange):
             upstream = self.tried[-1].address if self.tried else ""
             rt.access_log.write(time.time() - duration, line, self.status, self.flags, len(self.event.frame), 0,
                                 duration, upstream, self.cluster_name, len(self.tried or ()))
-        down.exchange_done(self)
+        active = down.active
+        active.discard(self)
+        if rt.draining and not active:
+            down.close()
 
     def downstream_closed(self) -> None:
         if self.finished:
@@ -517,6 +643,113 @@ class RpcExchange(GovernedExchange):
     def __repr__(self) -> str:
         v = self.view
         return f"<RpcExchange {self.adapter.name} {v.service if v else '?'}:{v.method if v else '?'}>"
+
+
+class FastCall:
+    """A request on the common-case path (see :class:`RpcDownstream`), in flight on ``conn`` as ``uid``.
+
+    A plain success is answered here; anything else — another response, the connection or the caller
+    going away, the deadline — first turns it into the :class:`RpcExchange` the general path would have
+    made (:meth:`_promote`), which takes over. It is its own deadline timer in the wheel
+    (``callback`` is True while armed) and stays the promoted exchange's timer.
+    """
+
+    __slots__ = ("down", "event", "started", "plan", "cluster", "host", "conn", "uid", "callback", "promoted")
+
+    def upstream_response(self, conn: MuxConnection, event: Any) -> None:
+        if self.callback is None:
+            return
+        down = self.down
+        a = down.adapter
+        frame = event.frame
+        status = event.status
+        if status != a.ok_status or frame[a.resp_at] != a.resp_byte or \
+                (len(frame) > a.exc_at and frame[a.exc_at] in a.exc_marks):
+            return self._promote().upstream_response(conn, event)
+        # what RpcExchange does for a plain success (upstream_response, _attempt_done, _finish), inline
+        self.callback = None
+        a.id_pack(frame, a.id_at, self.event.request_id)
+        if not down.closed:
+            transport = down.transport
+            if writebatch._depth:             # writebatch.write, inline
+                parts = _pending.get(transport)
+                if parts is None:
+                    _pending[transport] = [frame]
+                else:
+                    parts.append(frame)
+            else:
+                transport.write(frame)
+        host = self.host
+        host.active_requests -= 1
+        host.requests += 1
+        cluster = self.cluster
+        if cluster.outlier is not None:
+            cluster.record(host, Outcome.OK, status, False)
+        attempts = cluster.attempts
+        attempts[_OK] = attempts.get(_OK, 0) + 1
+        rt = down.rt
+        rt.in_flight -= 1
+        cluster.active_requests -= 1
+        plan = self.plan
+        rec = plan.rec
+        if rec is None:
+            ctx = down.ctx
+            rec = ctx.records.get(plan.name)
+            if rec is None:
+                rec = ctx.records[plan.name] = rt.stats.record(ctx.name, a.name, plan.name)
+            plan.rec = rec
+        rec.done(_OK, status, rt.loop.time() - self.started)
+        active = down.active
+        active.discard(self)
+        if rt.draining and not active:
+            down.close()
+
+    def upstream_reset(self, conn: MuxConnection, reason: str) -> None:
+        if self.callback is not None:
+            self._promote().upstream_reset(conn, reason)
+
+    def downstream_closed(self) -> None:
+        if self.callback is not None:
+            self._promote().downstream_closed()
+
+    def fire(self) -> None:
+        """The deadline (from the timer wheel)."""
+        self.callback = None
+        self._promote()._timeout()
+
+    def cancel(self) -> None:
+        self.callback = None
+
+    def _promote(self) -> "RpcExchange":
+        """The RpcExchange in the state the general path would be in now; it replaces this call."""
+        ex = self.promoted
+        if ex is not None:
+            return ex
+        down, event, plan = self.down, self.event, self.plan
+        ex = self.promoted = RpcExchange(down, event)
+        ex.started = self.started
+        try:
+            ex.view = down.adapter.view(event)
+        except CodecError:
+            pass                              # the view only names the request in logs from here on
+        ex.route, ex.cluster_name, ex.cluster = plan.route, plan.name, self.cluster
+        ex.tried = [self.host]
+        ex.upstream_host, ex.upstream, ex.uid = self.host, self.conn, self.uid
+        ex.timer = self
+        down.active.discard(self)
+        down.active.add(ex)
+        inflight = self.conn.inflight
+        if inflight.get(self.uid) is self:
+            inflight[self.uid] = ex
+        return ex
+
+    def __repr__(self) -> str:
+        return f"<FastCall {self.down.adapter.name} {self.plan.name} uid={self.uid}>"
+
+
+_new_call = object.__new__
+_pending = writebatch._pending
+_OK = Outcome.OK._value_
 
 
 def _decision(route: Any, name: str, md: dict[str, str], ctx: ListenerContext) -> tuple:

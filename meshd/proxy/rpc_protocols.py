@@ -10,6 +10,15 @@ Lazy parsing budget (Dubbo): the header is always parsed (the codec does it); ``
 is parsed for every request; the attachments (after the arguments, so the arguments are skip-parsed)
 only when group, an attachment, or the ``timeout`` attachment is needed — and the first two are
 checked against the raw bytes first (a body without ``\\x05group`` cannot carry a group attachment).
+
+The common-case path (:class:`meshd.proxy.rpc.RpcDownstream`) reads plain attributes instead of calling
+methods. ``fast_key(event)`` is the request's bytes from ``head_at`` that determine its service, method
+and version (Dubbo: the five head strings; Bolt: class, header map and the content through
+``methodName``), or None; ``sig.unpack_from(frame)`` the fixed-header fields the answer also depends on
+(flags, codec, section lengths), and ``fast_sig(sig)`` whether such a frame may take that path at all
+(two-way, hessian2, Bolt v1). ``id_at``/``id_pack`` patch a request id on such frames; a response passes
+when its status is ``ok_status``, ``frame[resp_at] == resp_byte`` and it carries no exception marker
+(``frame[exc_at]`` in ``exc_marks``). Tests check that every answer equals the general path's.
 """
 
 from __future__ import annotations
@@ -18,11 +27,14 @@ import struct
 from typing import Any
 
 from meshd.codec import bolt, dubbo
+from meshd.codec.bolt import body as bolt_body
 from meshd.codec.base import CodecError, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 
 _DUBBO_ID = struct.Struct(">q")
 _BOLT_ID = struct.Struct(">I")
+_DUBBO_SIG = struct.Struct(">2xB")              # flag
+_BOLT_SIG = struct.Struct(">5s4xB4x4s")         # proto, type, cmdcode, ver2; codec; class and header lengths
 _GROUP_KEY = b"\x05group"          # hessian2 compact string "group"
 _TIMEOUT_KEY = b"\x07timeout"
 
@@ -68,6 +80,24 @@ class RpcAdapter:
     """Per-protocol behaviour; see the module docstring. Stateless: one shared instance per protocol."""
 
     name = ""
+    head_at = 0
+    sig: struct.Struct
+    id_at = 0
+    id_pack: Any = None
+    deadline_key: bytes | None = None
+    native_timeout = False
+    ok_status = 0
+    resp_at = 0
+    resp_byte = 0
+    exc_at = 0
+    exc_marks: tuple[int, ...] = ()
+
+    def fast_key(self, event: Any) -> bytes | None:
+        return None
+
+    @staticmethod
+    def fast_sig(sig: tuple) -> bool:
+        return False
 
     def decoder(self, max_frame_size: int) -> Any:
         raise NotImplementedError
@@ -98,6 +128,15 @@ class DubboAdapter(RpcAdapter):
         self._last_head: bytes | None = None
         self._last_hit: tuple[str, str, str] = ("", "", "")
 
+    head_at = 16
+    sig = _DUBBO_SIG
+    id_at = 4
+    id_pack = _DUBBO_ID.pack_into
+    deadline_key = _TIMEOUT_KEY
+    ok_status = 20
+    resp_at, resp_byte = 2, 2                  # a hessian2 response (the flag byte)
+    exc_at, exc_marks = 16, (0x90, 0x93)       # result types 0 and 3 are exceptions
+
     def view(self, event: dubbo.DubboRequest) -> RpcView:
         """Raises UnsupportedSerialization / ProtocolError when the body cannot be read.
 
@@ -108,31 +147,44 @@ class DubboAdapter(RpcAdapter):
         those bytes has those five strings.
         """
         frame = event.frame
-        p = 16
-        end = len(frame)
         if frame[2] & 0x1F == 2:
             last = self._last_head
             if last is not None and frame.startswith(last, 16):
                 hit = self._last_hit
                 return RpcView(event, self, hit[0], hit[1], hit[2])
-            for _ in range(5):
-                if p >= end or frame[p] >= 0x20:
-                    break
-                p += 1 + frame[p]
-            else:
-                if p <= end:
-                    key = bytes(frame[16:p])
-                    hit = self._heads.get(key)
-                    if hit is None and key.isascii():   # byte lengths are character counts only for ASCII
-                        head = event.head()
-                        hit = (head.service or "", head.method or "", head.version or "")
-                        if len(self._heads) < 4096:
-                            self._heads[key] = hit
-                    if hit is not None:
-                        self._last_head, self._last_hit = key, hit
-                        return RpcView(event, self, hit[0], hit[1], hit[2])
+            key = self._head_key(frame)
+            if key is not None:
+                hit = self._heads.get(key)
+                if hit is None:
+                    head = event.head()
+                    hit = (head.service or "", head.method or "", head.version or "")
+                    if len(self._heads) < 4096:
+                        self._heads[key] = hit
+                self._last_head, self._last_hit = key, hit
+                return RpcView(event, self, hit[0], hit[1], hit[2])
         head = event.head()
         return RpcView(event, self, head.service or "", head.method or "", head.version or "")
+
+    @staticmethod
+    def _head_key(frame: bytearray) -> bytes | None:
+        """The raw five head strings when all are compact ASCII strings (which delimit themselves)."""
+        p = 16
+        end = len(frame)
+        for _ in range(5):
+            if p >= end or frame[p] >= 0x20:
+                return None
+            p += 1 + frame[p]
+        if p > end:
+            return None
+        key = bytes(frame[16:p])
+        return key if key.isascii() else None   # byte lengths are character counts only for ASCII
+
+    def fast_key(self, event: dubbo.DubboRequest) -> bytes | None:
+        return self._head_key(event.frame) if event.frame[2] & 0x1F == 2 else None
+
+    @staticmethod
+    def fast_sig(sig: tuple) -> bool:
+        return sig[0] == 0xC2                  # a two-way hessian2 request
 
     def group(self, view: RpcView) -> str:
         if view.event.frame.find(_GROUP_KEY, 16) < 0:
@@ -206,6 +258,33 @@ class BoltAdapter(RpcAdapter):
 
     def decoder(self, max_frame_size: int) -> bolt.BoltDecoder:
         return bolt.BoltDecoder(max_frame_size)
+
+    head_at = 22                               # v1: the class name starts here
+    sig = _BOLT_SIG
+    id_at = 5
+    id_pack = _BOLT_ID.pack_into
+    native_timeout = True
+    ok_status = 0
+    resp_at, resp_byte = 0, 1                  # a v1 response (no CRC to fix)
+
+    def fast_key(self, event: bolt.BoltRequest) -> bytes | None:
+        frame = event.frame
+        if frame[0] != 1:
+            return None
+        try:
+            s = bolt_body.sections(frame)
+            if s.codec != 1:
+                return None
+            end: int | None = s.content_start
+            if bolt_body.header(frame, bolt_body.METHOD_HEADER, s) is None:
+                end = bolt_body.method_name_end(frame, s)   # the method is in the content (Node clients)
+        except CodecError:
+            return None
+        return bytes(frame[22:end]) if end is not None else None
+
+    @staticmethod
+    def fast_sig(sig: tuple) -> bool:
+        return sig[0][:4] == b"\x01\x01\x00\x01" and sig[1] == 1   # v1, two-way, cmdcode request; hessian2
 
     def view(self, event: bolt.BoltRequest) -> RpcView:
         head = event.head()

@@ -58,6 +58,13 @@ class RoundRobin(Balancer):
         self._i = (self._i + 1) % len(self.hosts)
         return self.hosts[self._i]
 
+    def pick(self, exclude: Collection[Host] = ()) -> Host | None:
+        hosts = self.hosts
+        if exclude or not hosts:
+            return super().pick(exclude)
+        i = self._i = (self._i + 1) % len(hosts)     # the common case, without the _next call
+        return hosts[i]
+
 
 class Random(Balancer):
     name = "random"

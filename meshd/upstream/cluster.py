@@ -105,6 +105,9 @@ class ClusterRuntime:
     def invalidate(self) -> None:
         """Host set or health changed: host sets and balancers are rebuilt on next use."""
         self._sets.clear()
+        declared = self.subsets.declared
+        # an RPC request's own version/group select among the hosts (see meshd.proxy.rpc)
+        self.request_selects = bool(self.request_metadata and (declared["version"] or declared["group"]))
 
     # -- picking -------------------------------------------------------------------------------------
     def pick(self, metadata: Mapping[str, str] | None = None, exclude: Collection[Host] = ()) -> Host | None:

@@ -80,34 +80,33 @@ class MuxConnection(asyncio.Protocol):
         self.last_rx = self.pool.loop.time()
         adapter = self.adapter
         dec = self.decoder
+        Response = adapter.Response
         writebatch.begin()
         try:
             dec.receive_data(data)
-            while True:
-                ev = dec.next_event()
-                if ev is NEED_DATA:
-                    break
-                t = type(ev)
-                if t is adapter.Response:
-                    exchange = self.inflight.pop(ev.request_id, None)
-                    if exchange is not None:
-                        exchange.upstream_response(self, ev)
-                    else:
-                        self.pool.late_responses += 1
-                elif t is adapter.HeartbeatAck:
-                    self.missed = 0
-                elif t is adapter.Heartbeat:
-                    if getattr(ev, "twoway", True):
-                        writebatch.write(self.transport, adapter.heartbeat_ack(ev))
-                elif adapter.Event and t is adapter.Event:
-                    readonly = adapter.readonly(ev)
-                    if readonly is not None:
-                        self.draining = readonly
-                        log.info("%s: provider %s says %s", adapter.name, self.pool.host.address,
-                                 "readonly: no new requests on this connection" if readonly else "writeable")
-                        self.pool.readonly_changed()
-                elif not isinstance(ev, tuple):
-                    break                     # CLOSED
+            while evs := dec.events():
+                for ev in evs:
+                    t = type(ev)
+                    if t is Response:
+                        exchange = self.inflight.pop(ev.request_id, None)
+                        if exchange is not None:
+                            exchange.upstream_response(self, ev)
+                        else:
+                            self.pool.late_responses += 1
+                    elif t is adapter.HeartbeatAck:
+                        self.missed = 0
+                    elif t is adapter.Heartbeat:
+                        if getattr(ev, "twoway", True):
+                            writebatch.write(self.transport, adapter.heartbeat_ack(ev))
+                    elif adapter.Event and t is adapter.Event:
+                        readonly = adapter.readonly(ev)
+                        if readonly is not None:
+                            self.draining = readonly
+                            log.info("%s: provider %s says %s", adapter.name, self.pool.host.address,
+                                     "readonly: no new requests on this connection" if readonly else "writeable")
+                            self.pool.readonly_changed()
+                    elif not isinstance(ev, tuple):
+                        return                # CLOSED
         except CodecError as exc:
             log.warning("%s: bad frame from provider %s: %s; closing the connection", adapter.name,
                         self.pool.host.address, exc)
@@ -167,19 +166,8 @@ class MuxPool:
         self._batch_epoch = -1
 
     def acquire(self, waiter: Any) -> None:
-        # Within one write batch (one read of a caller), every request goes down the connection the
-        # batch's first request took: one write per batch, not one per connection. Batches spread.
-        conn = self._batch_conn
-        if writebatch._depth and self._batch_epoch == writebatch.epoch and conn.usable:
-            waiter.upstream_ready(conn)
-            return
-        conn = self._best()
-        if conn is not None and writebatch._depth:
-            self._batch_conn, self._batch_epoch = conn, writebatch.epoch
-        want = self.settings.connections_per_endpoint
+        conn = self.batch_conn()
         if conn is not None:
-            if len(self.conns) < want and self.connecting == 0 and conn.inflight and self._usable() < want:
-                self._open()                  # spread load: grow towards connections_per_endpoint
             waiter.upstream_ready(conn)
             return
         if not self.cluster.may_wait():
@@ -188,9 +176,30 @@ class MuxPool:
             return
         self.waiters.append(waiter)
         self.cluster.pending += 1
+        want = self.settings.connections_per_endpoint
         if self.connecting == 0 and self._usable() + sum(1 for c in self.conns if c.write_paused) < \
                 max(want, 1) + len([c for c in self.conns if c.draining]):
             self._open()                      # none usable: none yet, or draining after readonly
+
+    def batch_conn(self) -> MuxConnection | None:
+        """The connection for a request now, or None when none is usable (then wait via ``acquire``).
+
+        Within one write batch (one read of a caller), every request goes down the connection the
+        batch's first request took: one write per batch, not one per connection. Batches spread: each
+        takes the connection with the fewest requests in flight. Outside a batch, so does each request.
+        """
+        conn = self._batch_conn
+        if writebatch._depth and self._batch_epoch == writebatch.epoch and conn.usable:
+            return conn
+        conn = self._best()
+        if conn is None:
+            return None
+        if writebatch._depth:
+            self._batch_conn, self._batch_epoch = conn, writebatch.epoch
+        want = self.settings.connections_per_endpoint
+        if len(self.conns) < want and self.connecting == 0 and conn.inflight and self._usable() < want:
+            self._open()                      # spread load: grow towards connections_per_endpoint
+        return conn
 
     def _best(self) -> MuxConnection | None:
         best = None

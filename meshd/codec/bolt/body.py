@@ -185,6 +185,26 @@ def content_method_name(frame: bytes | bytearray, s: Sections | None = None) -> 
     return None
 
 
+def method_name_end(frame: bytes | bytearray, s: Sections | None = None) -> int | None:
+    """The offset just past the SofaRequest's ``methodName`` value, None when the content has none.
+
+    Everything a request's method can depend on lies before it, so a forwarder may key a routing
+    cache on the bytes up to here. Raises ``ProtocolError`` for malformed content.
+    """
+    s = s or sections(frame)
+    r = content_reader(frame, s)
+    if r.at_end:
+        return None
+    cdef = r.begin_object()
+    if cdef is None:
+        return None
+    for name in cdef.fields:
+        if name == "methodName":
+            return r.pos if isinstance(r.read(), str) else None
+        r.skip()
+    return None
+
+
 def _remember_definition(frame: bytes | bytearray, s: Sections, r: Reader, cdef: Any) -> None:
     """Cache the definition bytes when the body starts with exactly one definition and instance 0."""
     if "methodName" not in cdef.fields or len(r.classes) != 1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
+from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameBuffer, FrameTooLarge, ProtocolError
 from meshd.codec.bolt.events import BoltHeartbeat, BoltHeartbeatAck, BoltRequest, BoltResponse
 from meshd.codec.bolt.frame import (
     CMD_HEARTBEAT, PROTO_V1, PROTOCOL, TYPE_RESPONSE, V1_REQUEST, V1_RESPONSE, crc_ok, parse_header,
@@ -74,6 +74,52 @@ class BoltDecoder(FrameBuffer):
                 return _new(BoltHeartbeat, (rid, typ, timeout, frame))
             return _new(BoltRequest, (rid, typ, cmd, timeout, frame))
         return self._general(buf, pos, size)
+
+    def events(self) -> list[Any]:
+        """Every event ``next_event`` would return before ``NEED_DATA``, or some of them, as a list; ``[]``
+        means ``NEED_DATA``. One call per read instead of one per frame: v1 frames within the limit are
+        split here; anything else (v2, a bad or oversized header) ends the list and is left to
+        ``next_event`` (so a list never holds an event after a frame that raises). CLOSED comes alone."""
+        out: list[Any] = []
+        if self.error is None:
+            append = out.append
+            buf, pos, limit = self.buf, self.pos, self.max_frame_size
+            size = len(buf)
+            while size - pos >= 22 and buf[pos] == PROTO_V1:
+                typ = buf[pos + 1]
+                if typ == TYPE_RESPONSE:
+                    _, _, cmd, _, rid, _, status, clen, hlen, blen = V1_RESPONSE.unpack_from(buf, pos)
+                    declared = clen + hlen + blen
+                    end = pos + 20 + declared
+                elif typ <= 2:
+                    _, _, cmd, _, rid, _, timeout, clen, hlen, blen = V1_REQUEST.unpack_from(buf, pos)
+                    declared = clen + hlen + blen
+                    end = pos + 22 + declared
+                else:
+                    break
+                if declared > limit or end > size:
+                    break
+                frame = buf[pos:end]
+                pos = end
+                if typ == TYPE_RESPONSE:
+                    if cmd == CMD_HEARTBEAT:
+                        append(_new(BoltHeartbeatAck, (rid, status, frame)))
+                    else:
+                        append(_new(BoltResponse, (rid, status, cmd, frame)))
+                elif cmd == CMD_HEARTBEAT:
+                    append(_new(BoltHeartbeat, (rid, typ, timeout, frame)))
+                else:
+                    append(_new(BoltRequest, (rid, typ, cmd, timeout, frame)))
+            if pos == size:
+                buf.clear()
+                self.pos = 0
+            else:
+                self.pos = pos
+        if not out:
+            ev = self.next_event()
+            if ev is not NEED_DATA:
+                out.append(ev)
+        return out
 
     def _take(self, buf: bytearray, pos: int, end: int, size: int) -> bytearray:
         frame = buf[pos:end]
