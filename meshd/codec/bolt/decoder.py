@@ -85,13 +85,13 @@ class BoltDecoder(FrameBuffer):
             append = out.append
             buf, pos, limit = self.buf, self.pos, self.max_frame_size
             size = len(buf)
-            while size - pos >= 22 and buf[pos] == PROTO_V1:
+            while size - pos >= 20 and buf[pos] == PROTO_V1:
                 typ = buf[pos + 1]
                 if typ == TYPE_RESPONSE:
                     _, _, cmd, _, rid, _, status, clen, hlen, blen = V1_RESPONSE.unpack_from(buf, pos)
                     declared = clen + hlen + blen
                     end = pos + 20 + declared
-                elif typ <= 2:
+                elif typ <= 2 and size - pos >= 22:
                     _, _, cmd, _, rid, _, timeout, clen, hlen, blen = V1_REQUEST.unpack_from(buf, pos)
                     declared = clen + hlen + blen
                     end = pos + 22 + declared

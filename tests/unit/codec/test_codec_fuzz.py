@@ -194,3 +194,52 @@ def test_final_reader_mutated(data):
 @given(mutated(hessian_seeds_draft))
 def test_draft_reader_mutated(data):
     _hessian_fuzz(DraftReader, data)
+
+
+def _drain(decoder: Any, data: bytes, chunks: list[int], batched: bool) -> list:
+    """Every event (and error) the decoder gives for ``data`` fed in chunks, by ``events()`` or ``next_event()``."""
+    out: list = []
+    sizes = [max(1, n) for n in chunks] or [len(data) or 1]
+    pieces, pos, i = [], 0, 0
+    while pos < len(data):
+        pieces.append(data[pos:pos + sizes[i % len(sizes)]])
+        pos += sizes[i % len(sizes)]
+        i += 1
+    for chunk in pieces + [b""]:
+        decoder.receive_data(chunk)
+        while True:
+            try:
+                if batched:
+                    evs = decoder.events()
+                else:
+                    ev = decoder.next_event()
+                    evs = [] if ev is NEED_DATA else [ev]
+            except FrameTooLarge as exc:
+                out.append(("too large", str(exc)))
+                continue
+            except CodecError as exc:
+                out.append(("error", str(exc)))
+                return out
+            if not evs:
+                break
+            for ev in evs:
+                if ev is CLOSED:
+                    out.append(("closed",))
+                    return out
+                out.append((type(ev).__name__, tuple(ev)))
+    return out
+
+
+@FUZZ
+@given(mutated(SEEDS["dubbo"] + SEEDS["bolt"]), chunkings)
+def test_events_in_one_call_are_the_events_one_by_one(data, chunks):
+    for make in (lambda: dubbo.DubboDecoder(max_frame_size=LIMIT), lambda: bolt.BoltDecoder(max_frame_size=LIMIT)):
+        assert _drain(make(), data, chunks, True) == _drain(make(), data, chunks, False)
+
+
+def test_events_in_one_call_on_a_real_stream():
+    for protocol, make in (("dubbo", dubbo.DubboDecoder), ("bolt", bolt.BoltDecoder)):
+        stream = b"".join(SEEDS[protocol])
+        one_by_one = _drain(make(max_frame_size=1 << 20), stream, [], False)
+        assert _drain(make(max_frame_size=1 << 20), stream, [], True) == one_by_one
+        assert len(one_by_one) > len(SEEDS[protocol]), "the seeds decode to their frames"
