@@ -3,26 +3,30 @@
 Every request arms at least one deadline (the route timeout) and almost always cancels it; a
 ``loop.call_later`` handle per request costs more than the rest of the bookkeeping. Deadlines here are
 rounded *up* to the next ``resolution`` tick (10 ms), so a timeout fires no earlier than asked and at
-most one tick late. Cancelling just clears the entry; the tick skips it.
+most one tick late. Each tick's entries are a set: cancelling removes the entry at once, so a finished
+request is not kept alive (nor walked by the cyclic collector) until its deadline would have come.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from typing import Callable
+from typing import Any, Callable
 
 
 class Timer:
-    """A wheel entry. Anything with ``callback`` (None once cancelled or fired) and ``fire()`` may be one."""
+    """A wheel entry. Anything hashable with ``callback`` (None once cancelled or fired) and ``fire()``
+    may be one; it removes itself from its tick's set when cancelled."""
 
-    __slots__ = ("callback",)
+    __slots__ = ("callback", "slot")
 
-    def __init__(self, callback: Callable[[], None]) -> None:
+    def __init__(self, callback: Callable[[], None], slot: set) -> None:
         self.callback: Callable[[], None] | None = callback
+        self.slot = slot
 
     def cancel(self) -> None:
         self.callback = None
+        self.slot.discard(self)
 
     def fire(self) -> None:
         callback, self.callback = self.callback, None
@@ -33,22 +37,23 @@ class TimerWheel:
     def __init__(self, loop: asyncio.AbstractEventLoop, resolution: float = 0.01) -> None:
         self.loop = loop
         self.resolution = resolution
-        self._slots: dict[int, list[Timer]] = {}
+        self._slots: dict[int, set[Any]] = {}
         self._ticks: list[int] = []
         self._next: int | None = None
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(callback)
-        self.slot(delay).append(timer)
+        slot = self.slot(delay)
+        timer = Timer(callback, slot)
+        slot.add(timer)
         return timer
 
-    def slot(self, delay: float) -> list[Timer]:
-        """The list of entries due ``delay`` from now, for callers that arm many at once: append one to
-        arm it (see :class:`Timer`)."""
+    def slot(self, delay: float) -> set[Any]:
+        """The set of entries due ``delay`` from now, for callers that arm many at once: add an entry to
+        arm it; it discards itself to cancel (see :class:`Timer`)."""
         tick = int((self.loop.time() + delay) / self.resolution) + 1
         slot = self._slots.get(tick)
         if slot is None:
-            slot = self._slots[tick] = []
+            slot = self._slots[tick] = set()
             heapq.heappush(self._ticks, tick)
             if self._next is None or tick < self._next:
                 self._next = tick
@@ -62,7 +67,9 @@ class TimerWheel:
         now = int(self.loop.time() / self.resolution)
         ticks = self._ticks
         while ticks and ticks[0] <= max(now, tick):
-            for timer in self._slots.pop(heapq.heappop(ticks)):
+            slot = self._slots.pop(heapq.heappop(ticks))
+            while slot:                       # a firing entry may cancel others of the same tick
+                timer = slot.pop()
                 if timer.callback is not None:
                     timer.fire()
         if ticks:
@@ -70,4 +77,4 @@ class TimerWheel:
             self.loop.call_at(ticks[0] * self.resolution, self._run, ticks[0])
 
     def __len__(self) -> int:
-        return sum(1 for slot in self._slots.values() for t in slot if t.callback is not None)
+        return sum(len(slot) for slot in self._slots.values())

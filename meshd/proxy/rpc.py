@@ -57,12 +57,17 @@ class _Plan:
     nothing but those bytes decides it: derived from the listener's cached routing decision. ``ok`` is
     False when such requests must take the general path (a retry policy, route metadata)."""
 
-    __slots__ = ("head", "sig", "ok", "name", "route", "timeout", "rec")
+    __slots__ = ("head", "sig", "ok", "name", "route", "timeout", "rec", "ok_status", "resp_at", "resp_byte",
+                 "exc_at", "exc_marks", "id_pack", "id_at")
 
-    def __init__(self, head: bytes, sig: tuple, ok: bool, decision: tuple | None) -> None:
+    def __init__(self, head: bytes, sig: tuple, ok: bool, decision: tuple | None, adapter: RpcAdapter) -> None:
         self.head, self.sig, self.ok = head, sig, ok
         self.rec: Any = None                  # the listener's RequestStats for the cluster, once used
         self.route, self.name, _, _, self.timeout = decision if decision is not None else (None, "", {}, None, 0.0)
+        # the adapter's response constants, where FastCall reads them fastest
+        a = adapter
+        self.ok_status, self.resp_at, self.resp_byte, self.exc_at, self.exc_marks, self.id_pack, self.id_at = \
+            a.ok_status, a.resp_at, a.resp_byte, a.exc_at, a.exc_marks, a.id_pack, a.id_at
 
 
 class RpcDownstream(asyncio.Protocol):
@@ -121,7 +126,7 @@ class RpcDownstream(asyncio.Protocol):
             clusters, active, pending = rt.clusters.clusters, self.active, writebatch._pending
             h2m = bool(ctx.config.header_to_metadata)
             epoch = writebatch.epoch
-            slot: list = []
+            slot: set = set()
             slot_timeout = -1.0
             # within one read: the last plan's cluster and host set, the last host's connection
             last_plan = last_host = None
@@ -201,7 +206,8 @@ class RpcDownstream(asyncio.Protocol):
                         host.active_requests += 1
                         if timeout != slot_timeout:
                             slot, slot_timeout = rt.timers.slot(timeout), timeout
-                        slot.append(call)
+                        slot.add(call)
+                        call.slot = slot
                         uid = call.uid = conn.next_id = conn.next_id + 1 if conn.next_id < ID_LIMIT else 1
                         id_pack(frame, id_at, uid)
                         conn.inflight[uid] = call
@@ -235,7 +241,7 @@ class RpcDownstream(asyncio.Protocol):
             return None                       # unreadable, or a kind of frame that never takes the fast path
         decision = self.ctx.rpc_decisions.get((view.service, view.method, view.version))
         ok = decision is not None and decision[3] is None and not decision[2]
-        plan = _Plan(key, sig, ok, decision)
+        plan = _Plan(key, sig, ok, decision, self.adapter)
         if len(self.ctx.rpc_plans) < 4096:
             self.ctx.rpc_plans[key] = plan
         return plan
@@ -651,24 +657,25 @@ class FastCall:
     A plain success is answered here; anything else — another response, the connection or the caller
     going away, the deadline — first turns it into the :class:`RpcExchange` the general path would have
     made (:meth:`_promote`), which takes over. It is its own deadline timer in the wheel
-    (``callback`` is True while armed) and stays the promoted exchange's timer.
+    (``callback`` is True while armed, ``slot`` its tick's set) and stays the promoted exchange's timer.
     """
 
-    __slots__ = ("down", "event", "started", "plan", "cluster", "host", "conn", "uid", "callback", "promoted")
+    __slots__ = ("down", "event", "started", "plan", "cluster", "host", "conn", "uid", "callback", "slot", "promoted")
 
     def upstream_response(self, conn: MuxConnection, event: Any) -> None:
         if self.callback is None:
             return
-        down = self.down
-        a = down.adapter
+        plan = self.plan
         frame = event.frame
         status = event.status
-        if status != a.ok_status or frame[a.resp_at] != a.resp_byte or \
-                (len(frame) > a.exc_at and frame[a.exc_at] in a.exc_marks):
+        if status != plan.ok_status or frame[plan.resp_at] != plan.resp_byte or \
+                (len(frame) > plan.exc_at and frame[plan.exc_at] in plan.exc_marks):
             return self._promote().upstream_response(conn, event)
         # what RpcExchange does for a plain success (upstream_response, _attempt_done, _finish), inline
         self.callback = None
-        a.id_pack(frame, a.id_at, self.event.request_id)
+        self.slot.discard(self)
+        plan.id_pack(frame, plan.id_at, self.event.request_id)
+        down = self.down
         if not down.closed:
             transport = down.transport
             if writebatch._depth:             # writebatch.write, inline
@@ -690,13 +697,12 @@ class FastCall:
         rt = down.rt
         rt.in_flight -= 1
         cluster.active_requests -= 1
-        plan = self.plan
         rec = plan.rec
         if rec is None:
             ctx = down.ctx
             rec = ctx.records.get(plan.name)
             if rec is None:
-                rec = ctx.records[plan.name] = rt.stats.record(ctx.name, a.name, plan.name)
+                rec = ctx.records[plan.name] = rt.stats.record(ctx.name, down.adapter.name, plan.name)
             plan.rec = rec
         rec.done(_OK, status, rt.loop.time() - self.started)
         active = down.active
@@ -719,6 +725,7 @@ class FastCall:
 
     def cancel(self) -> None:
         self.callback = None
+        self.slot.discard(self)
 
     def _promote(self) -> "RpcExchange":
         """The RpcExchange in the state the general path would be in now; it replaces this call."""
