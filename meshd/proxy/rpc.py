@@ -154,7 +154,9 @@ class RpcDownstream(asyncio.Protocol):
                     frame = ev.frame
                     plan = self._plan
                     if plan is None or not frame.startswith(plan.head, at):
-                        learn = fast_key(ev)
+                        # A full table stops the search: heads that never repeat (Bolt header maps with
+                        # per-request trace ids) then cost nothing beyond the general path.
+                        learn = fast_key(ev) if len(plans) < _PLAN_LIMIT else None
                         plan = plans.get(learn) if learn is not None else None
                         if plan is not None:
                             self._plan, learn = plan, None
@@ -241,9 +243,7 @@ class RpcDownstream(asyncio.Protocol):
             return None                       # unreadable, or a kind of frame that never takes the fast path
         decision = self.ctx.rpc_decisions.get((view.service, view.method, view.version))
         ok = decision is not None and decision[3] is None and not decision[2]
-        plan = _Plan(key, sig, ok, decision, self.adapter)
-        if len(self.ctx.rpc_plans) < 4096:
-            self.ctx.rpc_plans[key] = plan
+        plan = self.ctx.rpc_plans[key] = _Plan(key, sig, ok, decision, self.adapter)
         return plan
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -755,6 +755,7 @@ class FastCall:
 
 
 _new_call = object.__new__
+_PLAN_LIMIT = 4096                            # plans per listener
 _pending = writebatch._pending
 _OK = Outcome.OK._value_
 
