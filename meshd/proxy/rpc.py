@@ -1,8 +1,9 @@
 """The RPC forwarding path (Dubbo2, SOFA Bolt) and protocol sniffing for ``auto`` listeners.
 
-:class:`RpcDownstream` decodes the caller's frames; every request becomes an :class:`RpcExchange`;
-heartbeats are answered here. Requests on one connection are independent (multiplexed): each is routed,
-balanced and sent on its own, and responses go back in whatever order providers answer.
+:class:`RpcDownstream` decodes the caller's frames; every request becomes an :class:`RpcExchange` (in
+the common case first a lighter :class:`FastCall`; see RpcDownstream); heartbeats are answered here.
+Requests on one connection are independent (multiplexed): each is routed, balanced and sent on its
+own, and responses go back in whatever order providers answer.
 
 Routing: the listener's route table (service, method, version, group, attachments); a request no route
 matches goes to the cluster named after its interface (DESIGN's RPC default). Subset metadata: the
@@ -73,13 +74,14 @@ class _Plan:
 class RpcDownstream(asyncio.Protocol):
     """One caller connection speaking ``adapter``'s protocol.
 
-    The common case takes a path without an exchange's method calls: a request whose head bytes match a
-    :class:`_Plan` (a cached decision with no retry policy and no route metadata), while neither
-    governance nor the access log is on, to a cluster whose hosts the request's own version/group do not
-    select, with a host set built and a usable connection ready. It is picked, counted, armed with its
-    deadline and sent in :meth:`_events` itself, leaving the :class:`RpcExchange` in the state
-    ``_send_attempt`` would have left it in; everything after that (responses, timeouts, resets, the
-    caller closing) is the exchange's ordinary business. Anything else takes :meth:`RpcExchange.start`.
+    The common case takes a path without an exchange's method calls: a two-way request whose head bytes
+    match a :class:`_Plan` (a cached decision with no retry policy and no route metadata) and that
+    carries no deadline of its own in the body, while neither governance nor the access log is on, to a
+    cluster whose hosts the request's own version/group do not select, with a host set built and a
+    usable connection ready. :meth:`_events` picks, counts, arms and sends it as a :class:`FastCall`,
+    which answers a plain success itself and turns into the :class:`RpcExchange` the general path
+    would have made for anything else. Every other request takes :meth:`RpcExchange.start`, and the
+    plan for its head is learnt from the decision it made.
     """
 
     def __init__(self, ctx: ListenerContext, adapter: RpcAdapter) -> None:
