@@ -85,3 +85,10 @@ class ListenerContext:
         self.records: dict[str, RequestStats] = {}   # per cluster name, for the hot path
         self.rpc_decisions: dict[tuple, tuple] = {}  # (service, method, version) → (route, cluster, metadata)
         self.rpc_plans: dict[bytes, Any] = {}        # request head bytes → meshd.proxy.rpc._Plan
+
+    def record(self, cluster: str, protocol: str) -> RequestStats:
+        """The stats record of this listener's requests to ``cluster`` (made on first use)."""
+        rec = self.records.get(cluster)
+        if rec is None:
+            rec = self.records[cluster] = self.runtime.stats.record(self.name, protocol, cluster)
+        return rec

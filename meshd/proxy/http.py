@@ -675,11 +675,8 @@ class HttpExchange(GovernedExchange):
         if self.entry is not None:
             self._exit_entry(http_outcome(self.status) if self.status else Outcome.RESET)
         duration = rt.loop.time() - self.started
-        ctx = down.ctx
-        rec = ctx.records.get(self.cluster_name)
-        if rec is None:
-            rec = ctx.records[self.cluster_name] = rt.stats.record(ctx.name, "http", self.cluster_name)
-        rec.done(self.flags or ("ok" if self.status < 500 else "5xx"), self.status, duration)
+        down.ctx.record(self.cluster_name, "http").done(self.flags or ("ok" if self.status < 500 else "5xx"),
+                                                       self.status, duration)
         if rt.access_log.enabled:
             upstream = self.tried[-1].address if self.tried else ""
             rt.access_log.write(time.time() - duration, f"{self.method.decode()} {self.url.decode('latin-1')} "

@@ -215,7 +215,7 @@ class RpcDownstream(asyncio.Protocol):
                         uid = call.uid = conn.next_id = conn.next_id + 1 if conn.next_id < ID_LIMIT else 1
                         id_pack(frame, id_at, uid)
                         conn.inflight[uid] = call
-                        parts = pending.get(conn.transport)
+                        parts = pending.get(conn.transport)   # writebatch.write, inline: we are in the batch
                         if parts is None:
                             pending[conn.transport] = [frame]
                         else:
@@ -617,17 +617,10 @@ class RpcExchange(GovernedExchange):
                 self.cluster.active_retries -= 1
         if self.entry is not None:
             self._exit_entry(self.outcome)
-        self._record(self.flags or self.outcome._value_, rt.loop.time() - self.started)
-
-    def _record(self, outcome: str, duration: float) -> None:
-        """Stats, the access log line, and the caller connection's bookkeeping of a finished request."""
-        rt = self.rt
+        duration = rt.loop.time() - self.started
         down = self.down
-        ctx = down.ctx
-        rec = ctx.records.get(self.cluster_name)
-        if rec is None:
-            rec = ctx.records[self.cluster_name] = rt.stats.record(ctx.name, self.adapter.name, self.cluster_name)
-        rec.done(outcome, self.status, duration)
+        down.ctx.record(self.cluster_name, self.adapter.name).done(self.flags or self.outcome._value_, self.status,
+                                                                   duration)
         if rt.access_log.enabled:
             view = self.view
             line = f"{self.adapter.name.upper()} {view.service}:{view.method} {view.version or '-'}" if view else \
@@ -701,11 +694,7 @@ class FastCall:
         cluster.active_requests -= 1
         rec = plan.rec
         if rec is None:
-            ctx = down.ctx
-            rec = ctx.records.get(plan.name)
-            if rec is None:
-                rec = ctx.records[plan.name] = rt.stats.record(ctx.name, down.adapter.name, plan.name)
-            plan.rec = rec
+            rec = plan.rec = down.ctx.record(plan.name, down.adapter.name)
         rec.done(_OK, status, rt.loop.time() - self.started)
         active = down.active
         active.discard(self)
