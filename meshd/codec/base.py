@@ -164,6 +164,20 @@ class FrameBuffer:
             self.buf.clear()
             self.pos = 0
 
+    def settle(self, out: list, pos: int) -> list:
+        """The end of a decoder's ``events()``: its inline split consumed up to ``pos``; when it split
+        nothing, the one event (or error) ``next_event`` gives instead."""
+        if pos == len(self.buf):
+            self.buf.clear()
+            self.pos = 0
+        else:
+            self.pos = pos
+        if not out:
+            ev = self.next_event()  # type: ignore[attr-defined]
+            if ev is not NEED_DATA:
+                out.append(ev)
+        return out
+
     def at_rest(self, protocol: str) -> Any:
         """What ``next_event`` answers when no complete frame is buffered."""
         if not self.eof:

@@ -170,19 +170,8 @@ def content_method_name(frame: bytes | bytearray, s: Sections | None = None) -> 
         cached = _cached_method_name(frame, s)
         if cached is not _SLOW:
             return cached
-    r = content_reader(frame, s)
-    if r.at_end:
-        return None
-    cdef = r.begin_object()
-    if cdef is None:
-        return None
-    _remember_definition(frame, s, r, cdef)
-    for name in cdef.fields:
-        if name == "methodName":
-            value = r.read()
-            return value if isinstance(value, str) else None
-        r.skip()
-    return None
+    found = _read_method_name(frame, s, remember=True)
+    return found[0] if found is not None and isinstance(found[0], str) else None
 
 
 def method_name_end(frame: bytes | bytearray, s: Sections | None = None) -> int | None:
@@ -191,16 +180,23 @@ def method_name_end(frame: bytes | bytearray, s: Sections | None = None) -> int 
     Everything a request's method can depend on lies before it, so a forwarder may key a routing
     cache on the bytes up to here. Raises ``ProtocolError`` for malformed content.
     """
-    s = s or sections(frame)
+    found = _read_method_name(frame, s or sections(frame))
+    return found[1] if found is not None and isinstance(found[0], str) else None
+
+
+def _read_method_name(frame: bytes | bytearray, s: Sections, remember: bool = False) -> tuple[Any, int] | None:
+    """(the ``methodName`` value, the offset after it), reading the content up to there; None if absent."""
     r = content_reader(frame, s)
     if r.at_end:
         return None
     cdef = r.begin_object()
     if cdef is None:
         return None
+    if remember:
+        _remember_definition(frame, s, r, cdef)
     for name in cdef.fields:
         if name == "methodName":
-            return r.pos if isinstance(r.read(), str) else None
+            return r.read(), r.pos
         r.skip()
     return None
 

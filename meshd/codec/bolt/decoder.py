@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameBuffer, FrameTooLarge, ProtocolError
+from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
 from meshd.codec.bolt.events import BoltHeartbeat, BoltHeartbeatAck, BoltRequest, BoltResponse
 from meshd.codec.bolt.frame import (
     CMD_HEARTBEAT, PROTO_V1, PROTOCOL, TYPE_RESPONSE, V1_REQUEST, V1_RESPONSE, crc_ok, parse_header,
@@ -81,9 +81,10 @@ class BoltDecoder(FrameBuffer):
         split here; anything else (v2, a bad or oversized header) ends the list and is left to
         ``next_event`` (so a list never holds an event after a frame that raises). CLOSED comes alone."""
         out: list[Any] = []
+        pos = self.pos
         if self.error is None:
             append = out.append
-            buf, pos, limit = self.buf, self.pos, self.max_frame_size
+            buf, limit = self.buf, self.max_frame_size
             size = len(buf)
             while size - pos >= 20 and buf[pos] == PROTO_V1:
                 typ = buf[pos + 1]
@@ -110,16 +111,7 @@ class BoltDecoder(FrameBuffer):
                     append(_new(BoltHeartbeat, (rid, typ, timeout, frame)))
                 else:
                     append(_new(BoltRequest, (rid, typ, cmd, timeout, frame)))
-            if pos == size:
-                buf.clear()
-                self.pos = 0
-            else:
-                self.pos = pos
-        if not out:
-            ev = self.next_event()
-            if ev is not NEED_DATA:
-                out.append(ev)
-        return out
+        return self.settle(out, pos)
 
     def _take(self, buf: bytearray, pos: int, end: int, size: int) -> bytearray:
         frame = buf[pos:end]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameBuffer, FrameTooLarge, ProtocolError
+from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
 from meshd.codec.dubbo.events import DubboEvent, DubboHeartbeat, DubboHeartbeatAck, DubboRequest, DubboResponse
 from meshd.codec.dubbo.frame import (
     FLAG_EVENT, FLAG_REQUEST, FLAG_TWOWAY, HEADER, HEADER_SIZE, HESSIAN2, MAGIC, PROTOCOL, SERIALIZATION_MASK,
@@ -78,10 +78,11 @@ class DubboDecoder(FrameBuffer):
         anything else (an event frame, a bad or oversized header) ends the list and is left to
         ``next_event`` (so a list never holds an event after a frame that raises). CLOSED comes alone."""
         out: list[Any] = []
+        pos = self.pos
         if self.error is None:
             append, new, unpack = out.append, _new, HEADER.unpack_from
             Request, Response = DubboRequest, DubboResponse
-            buf, pos, limit = self.buf, self.pos, self.max_frame_size
+            buf, limit = self.buf, self.max_frame_size
             size = len(buf)
             while size - pos >= 16:                       # HEADER_SIZE
                 magic, flag, status, rid, length = unpack(buf, pos)
@@ -99,16 +100,7 @@ class DubboDecoder(FrameBuffer):
                 else:
                     append(new(Response, (rid, flag, status, buf[pos:end])))
                 pos = end
-            if pos == size:
-                buf.clear()
-                self.pos = 0
-            else:
-                self.pos = pos
-        if not out:
-            ev = self.next_event()
-            if ev is not NEED_DATA:
-                out.append(ev)
-        return out
+        return self.settle(out, pos)
 
     def _bad_header(self, magic: int, flag: int, status: int, rid: int, length: int) -> Any:
         if magic != MAGIC:

@@ -69,6 +69,12 @@ class Rig:
         """One read from the caller."""
         self.down.data_received(b"".join(frames))
 
+    def warm_then_send(self, *frames: bytes) -> None:
+        """A first request teaches the listener the plan (and is answered); then one read of ``frames``."""
+        self.send(_request(self.protocol, 1))
+        self.answer(_mixed_reply(self.protocol))
+        self.send(*frames)
+
     def inflight(self) -> list[Any]:
         return [x for up in self.ups.values() for x in up.inflight.values()]
 
@@ -167,9 +173,7 @@ def test_a_fast_call_that_times_out_answers_in_protocol_and_drops_the_late_respo
                               "routes": [{"match": {}, "route": {"cluster": IFACE, "timeout": "50ms"}}]}]}],
                               listener={"route_config": "r"})
         try:
-            rig.send(_request("dubbo", 1))                  # learns the plan
-            rig.answer(_mixed_reply("dubbo"))
-            rig.send(_request("dubbo", 2), _request("dubbo", 3))
+            rig.warm_then_send(_request("dubbo", 2), _request("dubbo", 3))
             assert {type(x) for x in rig.inflight()} == {FastCall}
             await asyncio.sleep(0.12)
             assert rig.inflight() == [], "the deadline freed the slots"
@@ -189,9 +193,7 @@ def test_a_provider_that_goes_away_fails_fast_calls_like_exchanges():
     async def run():
         rig = await Rig.start("bolt")
         try:
-            rig.send(_request("bolt", 1))
-            rig.answer(_mixed_reply("bolt"))
-            rig.send(_request("bolt", 2), _request("bolt", 3))
+            rig.warm_then_send(_request("bolt", 2), _request("bolt", 3))
             assert {type(x) for x in rig.inflight()} == {FastCall}
             rig.ups["127.0.0.1:9"].connection_lost(None)
             replies = rig.replies()
@@ -209,9 +211,7 @@ def test_a_caller_that_goes_away_frees_its_fast_calls_upstream():
     async def run():
         rig = await Rig.start("dubbo")
         try:
-            rig.send(_request("dubbo", 1))
-            rig.answer(_mixed_reply("dubbo"))
-            rig.send(_request("dubbo", 2), _request("dubbo", 3))
+            rig.warm_then_send(_request("dubbo", 2), _request("dubbo", 3))
             assert {type(x) for x in rig.inflight()} == {FastCall}
             rig.down.connection_lost(None)
             assert rig.inflight() == [], "the upstream slots are freed"
@@ -228,7 +228,7 @@ def _kinds_after_warmup(protocol: str, request: dict | None = None, **config: An
     async def run():
         rig = await Rig.start(protocol, **config)
         try:
-            rig.send(_request(protocol, 1, **(request or {})))
+            rig.send(_request(protocol, 1, **(request or {})))      # teaches the plan, if any
             rig.answer(_mixed_reply(protocol))
             rig.send(*(_request(protocol, rid, **(request or {})) for rid in (2, 3)))
             return {type(x).__name__ for x in rig.inflight()}
@@ -262,9 +262,7 @@ def test_a_full_cluster_overflows_on_the_general_path():
         rig = await Rig.start("bolt", clusters=[{"name": IFACE, "endpoints": [{"address": "127.0.0.1:9"}],
                                                  "circuit_breakers": {"max_requests": 1}}])
         try:
-            rig.send(_request("bolt", 1))
-            rig.answer(_mixed_reply("bolt"))
-            rig.send(_request("bolt", 2), _request("bolt", 3))
+            rig.warm_then_send(_request("bolt", 2), _request("bolt", 3))
             assert [type(x) for x in rig.inflight()] == [FastCall]
             assert [(r[0], r[1]) for r in rig.replies()] == [(1, 0), (3, bolt.status.SERVER_THREADPOOL_BUSY)]
         finally:
@@ -281,9 +279,7 @@ def test_one_way_requests_take_the_general_path():
     async def run():
         rig = await Rig.start("dubbo")
         try:
-            rig.send(_request("dubbo", 1))
-            rig.answer(_mixed_reply("dubbo"))
-            rig.send(_request("dubbo", 2, twoway=False), _request("dubbo", 3))
+            rig.warm_then_send(_request("dubbo", 2, twoway=False), _request("dubbo", 3))
             assert [type(x) for x in rig.inflight()] == [FastCall], "the one-way request is not waited for"
             assert len(rig.ups["127.0.0.1:9"].transport.out[-1]) > 0
             sent = _decode(rig.adapter, rig.ups["127.0.0.1:9"].transport.out)
@@ -297,9 +293,7 @@ def test_a_bolt_timeout_field_shortens_a_fast_calls_deadline():
     async def run():
         rig = await Rig.start("bolt")
         try:
-            rig.send(_request("bolt", 1))
-            rig.answer(_mixed_reply("bolt"))
-            rig.send(_request("bolt", 2, bolt_timeout=30), _request("bolt", 3))
+            rig.warm_then_send(_request("bolt", 2, bolt_timeout=30), _request("bolt", 3))
             assert {type(x) for x in rig.inflight()} == {FastCall}
             await asyncio.sleep(0.1)
             assert [(r[0], r[1]) for r in rig.replies()] == [(1, 0), (2, bolt.status.TIMEOUT)]
@@ -341,9 +335,7 @@ def test_a_promoted_call_keeps_its_deadline_and_its_view():
     async def run():
         rig = await Rig.start("dubbo", **_routes({"cluster": IFACE, "timeout": "50ms"}))
         try:
-            rig.send(_request("dubbo", 1))
-            rig.answer(_mixed_reply("dubbo"))
-            rig.send(_request("dubbo", 2))
+            rig.warm_then_send(_request("dubbo", 2))
             (call,) = rig.inflight()
             ex = call._promote()
             assert isinstance(ex, RpcExchange) and ex.timer is call and ex.view.method == "sayHello"
