@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from meshd import writebatch
 from governance import BlockError
-from meshd.codec.base import CLOSED, NEED_DATA, CodecError, FrameTooLarge, UnsupportedSerialization
+from meshd.codec.base import CLOSED, CodecError, FrameTooLarge, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 from meshd.codec.sniff import BOLT, DUBBO, HTTP1, MATCH, NEED_MORE, sniff
 from meshd.proxy.context import GovernedExchange, ListenerContext
@@ -131,7 +131,7 @@ class RpcDownstream(asyncio.Protocol):
             slot: set = set()
             slot_timeout = -1.0
             # within one read: the last plan's cluster and host set, the last host's connection
-            last_plan = last_host = None
+            last_plan = last_host = last_cluster = balancer = last_conn = None
         while True:
             try:
                 evs = dec.events()

@@ -24,7 +24,7 @@ from collections import deque
 from typing import Any
 
 from meshd import writebatch
-from meshd.codec.base import NEED_DATA, CodecError
+from meshd.codec.base import CodecError
 from meshd.codec.outcome import Outcome, Result
 
 log = logging.getLogger("meshd.mux")
