@@ -20,12 +20,13 @@ import json
 import time
 import logging
 import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import yaml
 
+from configkit import Duration, Model, Name
 from discovery.model import ClusterModel, EndpointSpec, assign_instances
-from discovery.source import Source
+from discovery.source import Source, SourceContext, SourceType
 
 log = logging.getLogger("meshd.discovery.file")
 
@@ -185,3 +186,19 @@ class FileSource(Source):
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), "path": self.path, "loads": self.loads, "rejects": self.rejects}
+
+
+class FileSourceConfig(Model):
+    """``discovery: - type: file``."""
+
+    type: Literal["file"]
+    name: Name = "file"
+    path: str
+    poll_interval: Duration = 0.25           # reload within 1 s of a write, cheaply
+
+
+def build(spec: FileSourceConfig, ctx: SourceContext) -> FileSource:
+    return FileSource(spec.name, ctx.resolve_path(spec.path), spec.poll_interval, ctx.validate_cluster)
+
+
+SOURCE = SourceType(FileSourceConfig, FileSource, build)

@@ -1,17 +1,30 @@
-"""The adapter protocol every discovery source implements.
+"""The adapter protocol every discovery source implements, and how a source type is declared.
 
 A source runs on the asyncio loop that owns the :class:`~discovery.model.ClusterModel`. ``start``
 begins feeding the model and returns quickly (it must not wait for the registry); ``synced`` becomes
 true after the first complete view was applied, or after the source gave up waiting and fell back to
-a snapshot. ``/ready`` waits on every source's first sync (or its timeout).
+a snapshot. ``/ready`` waits on every source's first sync, for at most the source's ``sync_timeout``.
+
+Declaring a source type. Each source module declares one :class:`SourceType`: its configuration model
+(a :class:`configkit.Model` with a ``type: Literal["<name>"]`` and a ``name`` field), the source class and
+a factory that builds the source from a validated config section. :mod:`discovery.catalog` lists the
+declarations, one line each; the daemon derives from that list the ``discovery:`` config union, the
+builder and the list of known types that ``meshd validate`` prints. Adding a source is therefore one
+module (or folder) with its declaration, and one line in the catalog.
+
+A source that can also register the local application (publish providers, subscribe consumers) is a
+:class:`~discovery.registration.Registry` as well; the registry APIs accept any such source.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from typing import Any
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
+from configkit import Model
 from discovery.model import ClusterModel
 
 
@@ -19,6 +32,8 @@ class Source(abc.ABC):
     """Base class: a name, a sync event, a status dictionary for the admin API."""
 
     kind: str = "source"
+    #: How long ``/ready`` waits for the first sync before it gives up on this source (seconds).
+    sync_timeout: float = 5.0
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -53,3 +68,29 @@ class Source(abc.ABC):
             "name": self.name, "type": self.kind, "synced": self.synced,
             "stale": bool(self.model and self.model.is_stale(self.name)), "last_error": self.last_error,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What the daemon hands a source factory besides the source's own config section."""
+
+    #: A path as written in the config (relative to the config file's folder) → an absolute path.
+    resolve_path: Callable[[str], str]
+    #: Validates one cluster mapping against the daemon's full cluster schema; raises ``ValueError`` naming
+    #: the problem (the file source checks whole clusters with it).
+    validate_cluster: Callable[[Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceType:
+    """One kind of discovery source: its config model, its class and its factory (see the module docstring)."""
+
+    config: type[Model]
+    source: type[Source]
+    build: Callable[[Any, SourceContext], Source]
+
+    @property
+    def name(self) -> str:
+        """The ``type:`` value that selects this source in the config (the config model's ``type`` literal)."""
+        (value,) = typing.get_args(self.config.model_fields["type"].annotation)
+        return value

@@ -20,15 +20,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from discovery.file import FileSource
+from discovery.catalog import BY_NAME as SOURCE_TYPES
 from discovery.model import ClusterModel, EndpointSpec, assign_instances
-from discovery.source import Source
-from meshd.accesslog import AccessLog
-from meshd.config import ClusterConfig, Config, ConfigError, format_errors, load_config
+from discovery.registration import Registry
+from discovery.source import Source, SourceContext
 from governance import MetricLogWriter
+from meshd.accesslog import AccessLog
+from meshd.admin import AdminServer
+from meshd.config import ClusterConfig, Config, ConfigError, format_errors, load_config
 from meshd.proxy.context import ListenerContext, Runtime
 from meshd.proxy.governor import Governor
 from meshd.proxy.listener import Listener
+from meshd.registry_api import build_registry_apis
 from meshd.routing.table import RouteTable
 from meshd.stats import Stats
 from meshd.upstream.cluster import ClusterManager
@@ -47,17 +50,10 @@ def validate_cluster_entry(entry: Any) -> None:
 
 
 def build_source(spec: Any, config: Config) -> Source:
-    if spec.type == "file":
-        return FileSource(spec.name, str(config.resolve_path(spec.path)), spec.poll_interval, validate_cluster_entry)
-    if spec.type == "zookeeper":
-        from discovery.zookeeper import ZooKeeperSource
-        auth = f"{spec.auth.username}:{spec.auth.password.get_secret_value()}" if spec.auth else None
-        snapshot = spec.snapshot_path or f".meshd/{spec.name}-snapshot.json"
-        return ZooKeeperSource(
-            spec.name, spec.servers, chroot=spec.chroot, session_timeout=spec.session_timeout, auth=auth,
-            layout=spec.layout, services=spec.services, root=spec.root,
-            snapshot_path=str(config.resolve_path(snapshot)), sync_timeout=spec.sync_timeout)
-    raise ValueError(f"unknown discovery source type {spec.type!r}")
+    """The source a ``discovery:`` entry describes, built by its type's factory (:mod:`discovery.catalog`)."""
+    ctx = SourceContext(resolve_path=lambda path: str(config.resolve_path(path)),
+                        validate_cluster=validate_cluster_entry)
+    return SOURCE_TYPES[spec.type].build(spec, ctx)
 
 
 class Meshd:
@@ -73,10 +69,8 @@ class Meshd:
         self.routes = {rc.name: RouteTable(rc) for rc in config.route_configs}
         self.clusters: ClusterManager | None = None
         self.runtime: Runtime | None = None
-        self.admin: Any = None
+        self.admin: AdminServer | None = None
         self.extras: list[Any] = []            # registry APIs and other components with start/stop
-        from meshd.registry_api import build_registry_apis
-        self.extras.extend(build_registry_apis(config))
         self._sync_waits: list[asyncio.Task] = []
         self._sweeper: asyncio.Task | None = None
         self._stopped = asyncio.Event()
@@ -97,19 +91,17 @@ class Meshd:
             source = build_source(spec, self.config)
             self.sources.append(source)
             await source.start(self.model)
-            timeout = getattr(spec, "sync_timeout", 5.0)
             self.ready_reasons[source.name] = "waiting for first sync"
-            self._sync_waits.append(asyncio.create_task(self._wait_synced(source, timeout)))
+            self._sync_waits.append(asyncio.create_task(self._wait_synced(source, source.sync_timeout)))
         for lc in self.config.listeners:
-            routes = self.routes.get(lc.route_config) if lc.route_config else None
-            listener = Listener(ListenerContext(lc, routes, self.runtime))
-            await listener.start()
-            self.listeners.append(listener)
-            log.info("listener %s (%s) on %s", lc.name, lc.protocol, listener.bound)
+            await self.add_listener(lc)
+        registries = {s.name: s for s in self.sources if isinstance(s, Registry)}
+        self.extras = build_registry_apis(self.config.registry_api, registries, self.model, self.listeners,
+                                          self.add_listener)
         for extra in self.extras:
-            await extra.start(self)
-        from meshd.admin import AdminServer
-        self.admin = AdminServer(self)
+            await extra.start()
+        self.admin = AdminServer(self.config, self.runtime, sources=self.sources, routes=self.routes,
+                                 listeners=self.listeners, waiting=self.waiting, drain=self.drain)
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
         self._sweeper = asyncio.create_task(self._sweep())
@@ -137,7 +129,7 @@ class Meshd:
             self.ready_reasons.pop(source.name, None)
 
     async def add_listener(self, lc: Any) -> Listener:
-        """Bind one more listener at runtime (registry APIs add the Bolt port SOFARPC's mesh client uses)."""
+        """Bind one listener (also at runtime: registry APIs add the Bolt port SOFARPC's mesh client uses)."""
         routes = self.routes.get(lc.route_config) if lc.route_config else None
         listener = Listener(ListenerContext(lc, routes, self.runtime))
         await listener.start()
@@ -147,7 +139,14 @@ class Meshd:
 
     @property
     def ready(self) -> bool:
-        return not self.ready_reasons and len(self.listeners) >= len(self.config.listeners)
+        return not self.waiting()
+
+    def waiting(self) -> dict[str, str]:
+        """What ``/ready`` still waits for: sources not synced yet, listeners not bound yet (empty: ready)."""
+        reasons = dict(self.ready_reasons)
+        if len(self.listeners) < len(self.config.listeners):
+            reasons["listeners"] = f"{len(self.listeners)} of {len(self.config.listeners)} bound"
+        return reasons
 
     async def _sweep(self) -> None:
         """Once a second: close idle upstream and downstream connections, flush the access log."""

@@ -1,11 +1,12 @@
 """Typed, frozen configuration (pydantic v2) and ``meshd validate``.
 
-The key names of ``../shared/DESIGN.md``'s canonical configuration are a contract. Every model is
-frozen and forbids unknown keys; every default states its reason. Errors name the path and the bad
-value: ``listeners[1].address: '127.0.0.1:99999' is not a valid port``.
+The key names of the canonical configuration (``docs/configuration.md``) are a contract. Every model is
+frozen and forbids unknown keys (:class:`configkit.Model`); every default states its reason. Errors name
+the path and the bad value: ``listeners[1].address: '127.0.0.1:99999' is not a valid port``.
 
 Route and cluster sections are shared by HTTP and RPC; keys that only make sense for one protocol say
-so in their comment.
+so in their comment. The ``discovery:`` list is the union of the config models that the source types of
+:mod:`discovery.catalog` declare, told apart by their ``type``.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic import Discriminator, Tag
 from pydantic_core import PydanticCustomError
 
-from meshd.config_types import ByteSize, Duration, EndpointAddress, ListenAddress, Name, Regex
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from configkit import ByteSize, Duration, EndpointAddress, ListenAddress, Model, Name, Regex
+from discovery.catalog import SOURCE_TYPES
+from discovery.registration import Registry
+from governance import DIALECTS, RULE_KINDS, RuleError, Sentinel
 
 
 # --------------------------------------------------------------------------------------------- matchers
@@ -354,41 +354,18 @@ class AccessLogConfig(Model):
 
 
 # -------------------------------------------------------------------------------------------- discovery
-class FileSourceConfig(Model):
-    type: Literal["file"]
-    name: Name = "file"
-    path: str
-    poll_interval: Duration = 0.25           # reload within 1 s of a write, cheaply
-
-
-class ZooKeeperAuth(Model):
-    scheme: Literal["digest"] = "digest"
-    username: str
-    password: SecretStr
-
-
-class ZooKeeperSourceConfig(Model):
-    type: Literal["zookeeper"]
-    name: Name = "zookeeper"
-    servers: str = Field(min_length=1)
-    chroot: str = ""
-    session_timeout: Duration = 30.0
-    auth: ZooKeeperAuth | None = None
-    layout: Literal["dubbo", "sofarpc"] = "dubbo"
-    services: list[str] | Literal["all"] = "all"
-    root: str | None = None                  # default /dubbo (dubbo layout) or /sofa-rpc (sofarpc)
-    snapshot_path: str | None = None         # default .meshd/<name>-snapshot.json next to the config
-    sync_timeout: Duration = 5.0             # /ready waits this long for the first sync
-
-
 def _source_tag(value: Any) -> str | None:
     return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
 
 
+SOURCE_TYPE_NAMES = tuple(t.name for t in SOURCE_TYPES)
+#: The source types whose sources can register SDK-less apps (``registry_api.*.registry``).
+REGISTRY_SOURCE_TYPES = tuple(t.name for t in SOURCE_TYPES if issubclass(t.source, Registry))
+
 DiscoverySource = Annotated[
-    Union[Annotated[FileSourceConfig, Tag("file")], Annotated[ZooKeeperSourceConfig, Tag("zookeeper")]],
+    Union[tuple(Annotated[t.config, Tag(t.name)] for t in SOURCE_TYPES)],  # type: ignore[misc]
     Discriminator(_source_tag, custom_error_type="source_type",
-                  custom_error_message="unknown discovery source type; known: file, zookeeper"),
+                  custom_error_message=f"unknown discovery source type; known: {', '.join(SOURCE_TYPE_NAMES)}"),
 ]
 
 
@@ -424,7 +401,7 @@ class MetricLogConfig(Model):
 
 
 class GovernanceConfig(Model):
-    dialect: Literal["go", "java"] = "go"
+    dialect: Literal[DIALECTS] = "go"  # type: ignore[valid-type]
     flow: list[dict[str, Any]] = []
     circuit_breaker: list[dict[str, Any]] = []
     isolation: list[dict[str, Any]] = []
@@ -438,10 +415,9 @@ class GovernanceConfig(Model):
 
     @model_validator(mode="after")
     def _rules_valid(self) -> "GovernanceConfig":
-        from governance import RuleError, Sentinel
         errors = []
         engine = Sentinel()
-        for kind in ("flow", "circuit_breaker", "isolation", "hotspot", "system"):
+        for kind in RULE_KINDS:
             rules = getattr(self, kind)
             if not rules:
                 continue
@@ -493,9 +469,10 @@ class Config(Model):
             if api is None:
                 continue
             source = sources.get(api.registry)
-            if source is None or source.type != "zookeeper":
-                raise PydanticCustomError("reference", "registry_api.{api}.registry: {name} is not a zookeeper "
-                                          "discovery source", {"api": api_name, "name": repr(api.registry)})
+            if source is None or source.type not in REGISTRY_SOURCE_TYPES:
+                raise PydanticCustomError("reference", "registry_api.{api}.registry: {name} is not a {types} "
+                                          "discovery source", {"api": api_name, "name": repr(api.registry),
+                                                               "types": " or ".join(REGISTRY_SOURCE_TYPES)})
         dubbo_api = self.registry_api.dubbo
         if dubbo_api is not None:
             rpc_listeners = [x.name for x in self.listeners if x.protocol in ("dubbo", "auto")]
@@ -576,15 +553,12 @@ def load_config(path: str | os.PathLike) -> Config:
     return build_config(parse_document(text, str(p)), base_dir=p.resolve().parent)
 
 
-_TAGS = {"file", "zookeeper"}
-
-
 def error_path(loc: tuple) -> str:
     out = ""
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _TAGS and i > 0 and isinstance(loc[i - 1], int):
+        elif part in SOURCE_TYPE_NAMES and i > 0 and isinstance(loc[i - 1], int):
             continue                          # the discriminator tag pydantic inserts
         elif isinstance(part, str) and "[" not in part and part != "function-after":
             out += f".{part}" if out else part

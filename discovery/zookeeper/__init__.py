@@ -10,16 +10,21 @@ Layers, from pure to I/O:
 - :mod:`.overrides` — Dubbo configurator rules;
 - :mod:`.layouts` — the two trees: paths, provider-node validation, warm-up weights, node → ``EndpointSpec``;
 - :mod:`.service` — the raw registry view of one interface and the endpoints it yields at a given time;
-- :mod:`.registration` — the nodes meshd writes (``Registration``, ``RegistrationError``);
+- :mod:`.registration` — the nodes meshd writes (``NodeRegistration``, the ZooKeeper form of
+  :class:`discovery.registration.Registration`);
 - :mod:`.snapshot` — the on-disk cache of the last known view (atomic writes);
 - :mod:`.bridge` — the only code kazoo threads run: it posts everything onto the event loop;
 - :mod:`.watches`, :mod:`.registrar` — watches with re-arming and sync rounds; remembered ephemeral nodes;
-- :mod:`.source` — the ``Source`` that ties them together (faults, stale marking, snapshot, status).
+- :mod:`.source` — the ``Source`` that ties them together (faults, stale marking, snapshot, status);
+- :mod:`.config` — its config section and factory (``SOURCE``, listed in :mod:`discovery.catalog`).
 
-Like the rest of :mod:`discovery`, this package imports nothing of meshd or governance.
+Like the rest of :mod:`discovery`, this package imports nothing of meshd or governance (``configkit`` only).
 """
 
-from discovery.zookeeper.registration import Registration, RegistrationError, ServiceInfo
+from discovery.registration import Registration, RegistrationError, ServiceInfo
+from discovery.zookeeper.registration import NodeRegistration
 from discovery.zookeeper.source import ZooKeeperSource
+from discovery.zookeeper.config import SOURCE, ZooKeeperSourceConfig
 
-__all__ = ["Registration", "RegistrationError", "ServiceInfo", "ZooKeeperSource"]
+__all__ = ["NodeRegistration", "Registration", "RegistrationError", "SOURCE", "ServiceInfo", "ZooKeeperSource",
+           "ZooKeeperSourceConfig"]

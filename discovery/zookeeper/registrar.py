@@ -24,7 +24,8 @@ import logging
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
 from discovery.zookeeper.bridge import KazooBridge, is_connection_error
-from discovery.zookeeper.registration import Registration, RegistrationError
+from discovery.registration import RegistrationError
+from discovery.zookeeper.registration import NodeRegistration as Registration
 
 log = logging.getLogger("discovery.zookeeper")
 

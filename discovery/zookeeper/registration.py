@@ -20,31 +20,22 @@ SOFARPC consumer (``convertConsumerToUrl``; Java really writes ``pid`` twice): `
 &language=java&rpcVer=..`` under ``consumers/`` with empty data.
 
 Caller ``parameters`` win over every default. Arguments that cannot make a valid node raise ``ValueError``
-naming the argument; ZooKeeper failures are the source's business (:class:`RegistrationError`).
+naming the argument; ZooKeeper failures are the source's business
+(:class:`~discovery.registration.RegistrationError`).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass
 
 from discovery.model import split_address
+from discovery.registration import Registration, ServiceInfo
 from discovery.zookeeper.layouts import Layout
 from discovery.zookeeper.urls import dubbo_full_string, java_urlencode, ordered_url, parse_url
 
 DUBBO_PROTOCOL_VERSION = "2.0.2"   # the `dubbo` parameter: the Dubbo2 wire-protocol version
 DUBBO_RELEASE = "2.7.23"           # the `release` parameter: the Dubbo SDK release meshd speaks for
 SOFA_RPC_VERSION = "50707"         # the `rpcVer` parameter: sofa-rpc 5.7.7 (Version.RPC_VERSION)
-INTERFACE = re.compile(r"[A-Za-z_$][\w$]*(?:[.$][A-Za-z_$][\w$]*)*")
-
-
-class RegistrationError(Exception):
-    """Registering or removing a node failed; the message names the node and the cause.
-
-    When it is raised nothing of the registration is left behind: the node was not created, or was removed
-    again (or, when ZooKeeper could not be reached to remove it, it is deleted as soon as it can be).
-    """
 
 
 #: URL parameters that change each time the same service is registered again (not part of its identity).
@@ -52,29 +43,16 @@ VOLATILE_PARAMS = frozenset({"timestamp", "startTime", "pid", "id"})
 
 
 @dataclass(frozen=True, slots=True)
-class Registration:
+class NodeRegistration(Registration):
     """A node meshd keeps in ZooKeeper for the local application (re-created after a session expiry).
 
-    ``path`` is inside the source's chroot; ``url`` is the decoded URL; ``data`` the node data. ``address`` is
-    ``host:port`` for a provider and the host for a consumer.
+    ``path`` is inside the source's chroot; ``url`` is the decoded URL; ``data`` the node data.
     """
 
-    kind: str            # "provider" | "consumer"
-    interface: str
-    address: str
-    group: str
-    version: str
-    url: str
-    path: str
     data: bytes = b""
     layout: str = "dubbo"
 
-    @property
-    def key(self) -> tuple[str, str, str, str, str, str]:
-        """The identity of the registered service: registering the same key again replaces the node."""
-        return (self.kind, self.interface, self.address, self.group, self.version, self.url.partition("://")[0])
-
-    def same_content(self, other: "Registration") -> bool:
+    def same_content(self, other: "NodeRegistration") -> bool:
         """Same node but for the parameters that change on every registration (timestamp, pid, ...)."""
         mine, theirs = parse_url(self.url), parse_url(other.url)
         strip = lambda url: {k: v for k, v in url.params.items() if k not in VOLATILE_PARAMS}
@@ -82,33 +60,7 @@ class Registration:
             (mine.host, mine.port, mine.path) == (theirs.host, theirs.port, theirs.path)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "interface": self.interface, "address": self.address, "group": self.group,
-                "version": self.version, "url": self.url, "path": self.path, "layout": self.layout}
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    """What the application says about a service it provides or consumes (all optional but the interface)."""
-
-    interface: str
-    application: str = ""
-    group: str = ""                 # Dubbo group; SOFARPC uniqueId
-    version: str = ""               # Dubbo version; SOFARPC version (default "1.0")
-    methods: Sequence[str] = ()
-    weight: int | None = None
-    protocol: str = ""              # default: "dubbo" (Dubbo layout) / "bolt" (SOFARPC)
-    serialization: str = ""         # SOFARPC default "hessian2"; Dubbo: only written when given
-    timeout: int | None = None      # SOFARPC provider 0, consumer 3000 (sofa-rpc defaults)
-    parameters: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not INTERFACE.fullmatch(self.interface or ""):
-            raise ValueError(f"interface {self.interface!r} is not a Java interface name")
-        if self.weight is not None and (not isinstance(self.weight, int) or self.weight < 0):
-            raise ValueError(f"weight {self.weight!r} must be a non-negative integer")
-        for method in self.methods:
-            if not re.fullmatch(r"[\w$]+|\*", method):
-                raise ValueError(f"method name {method!r} is not valid")
+        return {**Registration.to_json(self), "layout": self.layout}
 
 
 def _check_host(host: str) -> None:
@@ -127,7 +79,7 @@ def _dubbo_common(info: ServiceInfo, side: str, pid: int, timestamp_ms: int) -> 
 
 
 def dubbo_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *, pid: int,
-                   timestamp_ms: int) -> Registration:
+                   timestamp_ms: int) -> NodeRegistration:
     host, port = split_address(address)
     _check_host(host)
     params = {"anyhost": "true", "deprecated": "false", "dynamic": "true", "generic": "false",
@@ -137,18 +89,18 @@ def dubbo_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *
     params.update(info.parameters)
     url = dubbo_full_string(info.protocol or "dubbo", host, port, info.interface, params)
     path = f"{layout.providers_path(root, info.interface)}/{java_urlencode(url)}"
-    return Registration("provider", info.interface, address, info.group, info.version, url, path, b"", layout.name)
+    return NodeRegistration("provider", info.interface, address, info.group, info.version, url, path, b"", layout.name)
 
 
 def dubbo_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pid: int,
-                   timestamp_ms: int) -> Registration:
+                   timestamp_ms: int) -> NodeRegistration:
     _check_host(host)
     params = {"category": "consumers", "check": "false", "sticky": "false",
               **_dubbo_common(info, "consumer", pid, timestamp_ms)}
     params.update(info.parameters)
     url = dubbo_full_string("consumer", host, None, info.interface, params)
     path = f"{layout.consumers_path(root, info.interface)}/{java_urlencode(url)}"
-    return Registration("consumer", info.interface, host, info.group, info.version, url, path, b"", layout.name)
+    return NodeRegistration("consumer", info.interface, host, info.group, info.version, url, path, b"", layout.name)
 
 
 def _sofa_tail(pid: int) -> list[tuple[str, str]]:
@@ -156,7 +108,7 @@ def _sofa_tail(pid: int) -> list[tuple[str, str]]:
 
 
 def sofa_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
-                  config_id: str) -> Registration:
+                  config_id: str) -> NodeRegistration:
     host, port = split_address(address)
     _check_host(host)
     protocol = info.protocol or "bolt"
@@ -173,12 +125,12 @@ def sofa_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *,
     pairs = [("version", info.version or "1.0")] + [(k, v) for k, v in meta.items() if v is not None]
     url = ordered_url(protocol, host, port, pairs)
     path = f"{layout.providers_path(root, info.interface)}/{java_urlencode(url)}"
-    return Registration("provider", info.interface, address, info.group, info.version or "1.0", url, path, b"\x01",
+    return NodeRegistration("provider", info.interface, address, info.group, info.version or "1.0", url, path, b"\x01",
                         layout.name)
 
 
 def sofa_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
-                  config_id: str) -> Registration:
+                  config_id: str) -> NodeRegistration:
     _check_host(host)
     pairs = [
         ("version", info.version or "1.0"), ("uniqueId", info.group), ("pid", str(pid)),
@@ -189,19 +141,19 @@ def sofa_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pi
     ]
     url = ordered_url(info.protocol or "bolt", host, None, [(k, v) for k, v in pairs if v is not None])
     path = f"{layout.consumers_path(root, info.interface)}/{java_urlencode(url)}"
-    return Registration("consumer", info.interface, host, info.group, info.version or "1.0", url, path, b"",
+    return NodeRegistration("consumer", info.interface, host, info.group, info.version or "1.0", url, path, b"",
                         layout.name)
 
 
 def build_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
-                   config_id: str) -> Registration:
+                   config_id: str) -> NodeRegistration:
     if layout.name == "sofarpc":
         return sofa_provider(layout, root, address, info, pid=pid, timestamp_ms=timestamp_ms, config_id=config_id)
     return dubbo_provider(layout, root, address, info, pid=pid, timestamp_ms=timestamp_ms)
 
 
 def build_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pid: int, timestamp_ms: int,
-                   config_id: str) -> Registration:
+                   config_id: str) -> NodeRegistration:
     if layout.name == "sofarpc":
         return sofa_consumer(layout, root, host, info, pid=pid, timestamp_ms=timestamp_ms, config_id=config_id)
     return dubbo_consumer(layout, root, host, info, pid=pid, timestamp_ms=timestamp_ms)

@@ -17,7 +17,8 @@ is rewritten (atomically, debounced by ``snapshot_delay``) after changes.
 Writing. :meth:`ZooKeeperSource.publish` / :meth:`subscribe_consumer` create ephemeral provider / consumer nodes
 exactly as the Dubbo or SOFARPC SDK would (:mod:`~discovery.zookeeper.registration`) and return a
 :class:`Registration` handle for :meth:`unpublish` / :meth:`unsubscribe_consumer`; failures raise
-:class:`RegistrationError` and leave nothing behind. :meth:`watch_service` / :meth:`unwatch_service` add and
+:class:`RegistrationError` and leave nothing behind. These are the :class:`~discovery.registration.Registry`
+methods, through which the registry APIs register SDK-less apps. :meth:`watch_service` / :meth:`unwatch_service` add and
 release (reference-counted) interfaces at runtime.
 
 Threading: every method runs on the event loop that called :meth:`start`; kazoo's threads only post onto it.
@@ -36,12 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from discovery.model import ClusterModel, split_address
+from discovery.registration import INTERFACE, Registration, RegistrationError, Registry, ServiceInfo
 from discovery.source import Source
 from discovery.zookeeper.bridge import KazooBridge
 from discovery.zookeeper.layouts import get_layout
 from discovery.zookeeper.registrar import Registrar
-from discovery.zookeeper.registration import (INTERFACE, Registration, RegistrationError, ServiceInfo,
-                                              build_consumer, build_provider)
+from discovery.zookeeper.registration import NodeRegistration, build_consumer, build_provider
 from discovery.zookeeper.service import ServiceState
 from discovery.zookeeper.snapshot import SnapshotError, read_snapshot, write_snapshot
 from discovery.zookeeper.urls import decode_name
@@ -75,7 +76,7 @@ class _Service:
         return self.state.ready and (self.configured or self.refs > 0 or self.state.providers_exist)
 
 
-class ZooKeeperSource(Source):
+class ZooKeeperSource(Source, Registry):
     """See the module docstring. Constructor arguments mirror the ``discovery: - type: zookeeper`` config."""
 
     kind = "zookeeper"
@@ -152,15 +153,11 @@ class ZooKeeperSource(Source):
         endpoints, marked stale (nobody watches them any more)."""
         if self._bridge is None or self._stopping:
             return
-        self._stopping = True
+        self._stopping = True                 # no publish, no re-creation from here on
+        await self.shutdown()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        if self._bridge.connected and len(self._registrar):
-            try:
-                await asyncio.wait_for(self._registrar.clear(), self.request_timeout)
-            except asyncio.TimeoutError:
-                self._error("stop: removing the registrations timed out (they expire with the session)")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -460,16 +457,28 @@ class ZooKeeperSource(Source):
         return reg
 
     async def unsubscribe_consumer(self, registration: Registration) -> None:
-        """Delete a consumer node of :meth:`subscribe_consumer` and release its watch reference."""
-        await self._require_registrar().remove(registration)
+        """Delete a consumer node of :meth:`subscribe_consumer` (if it is still registered) and release its
+        watch reference."""
+        registrar = self._require_registrar()
+        if registrar.get(registration.path) is not None:
+            await registrar.remove(registration)
         self.unwatch_service(registration.interface)
+
+    async def shutdown(self) -> None:
+        """Delete every node meshd registered (while connected; otherwise they expire with the session)."""
+        if self._registrar is None or self._bridge is None or not self._bridge.connected or not len(self._registrar):
+            return
+        try:
+            await asyncio.wait_for(self._registrar.clear(), self.request_timeout)
+        except asyncio.TimeoutError:
+            self._error("removing the registrations timed out (they expire with the session)")
 
     def registrations(self, kind: str | None = None, interface: str | None = None) -> tuple[Registration, ...]:
         """The live registrations, optionally only of one kind ("provider"/"consumer") or interface."""
         return tuple(r for r in self._require_registrar().all()
                      if (kind is None or r.kind == kind) and (interface is None or r.interface == interface))
 
-    async def _register(self, reg: Registration) -> Registration:
+    async def _register(self, reg: NodeRegistration) -> NodeRegistration:
         registrar = self._require_registrar()
         existing = [r for r in registrar.all() if r.key == reg.key]
         if existing and existing[0].same_content(reg):

@@ -28,12 +28,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator
 
-from governance import BlockError, MetricLogWriter, Sentinel, State
+from governance import RULE_KINDS, BlockError, MetricLogWriter, Sentinel, State
 from meshd.config import GovernanceConfig
 
 log = logging.getLogger("meshd.governance")
 
-KINDS = ("flow", "circuit_breaker", "isolation", "hotspot", "system")
 _STATE_VALUE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
 
 
@@ -49,7 +48,7 @@ class Governor:
         self._prepared: dict[tuple, tuple] = {}   # per resource key: (resources, needs args, needs origin)
         self._referenced: frozenset[str] = frozenset()
         self.sentinel.on_state_change(self._state_changed)
-        for kind in KINDS:
+        for kind in RULE_KINDS:
             rules = getattr(config, kind)
             if rules:
                 self.load(kind, rules, config.dialect)
@@ -59,7 +58,7 @@ class Governor:
         """Apply a whole document of ``kind`` atomically; raises RuleError (old rules kept) on any bad rule."""
         changed = self.sentinel.load_rules(kind, document, dialect=dialect, strict=True)
         self.dialects[kind] = dialect
-        self.active = any(self.sentinel.rules(k) for k in KINDS)
+        self.active = any(self.sentinel.rules(k) for k in RULE_KINDS)
         self.inbound = bool(self.sentinel.rules("system"))
         self._referenced = frozenset(r.ref_resource for r in self.sentinel.rule_objects("flow")
                                      if getattr(r, "ref_resource", ""))
@@ -70,7 +69,7 @@ class Governor:
 
     def rules_json(self) -> dict:
         return {kind: {"dialect": self.dialects.get(kind, self.config.dialect), "rules": self.sentinel.rules(kind)}
-                for kind in KINDS}
+                for kind in RULE_KINDS}
 
     # -- requests --------------------------------------------------------------------------------------
     def _prepare(self, resources: tuple[str, ...]) -> tuple:

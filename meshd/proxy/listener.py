@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from meshd.config_types import split_host_port
+from configkit import split_host_port
 from meshd.proxy.context import ListenerContext
 from meshd.proxy.http import HttpDownstream
 from meshd.proxy.tcp import TcpDownstream

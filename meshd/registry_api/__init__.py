@@ -1,8 +1,8 @@
 """App-facing registry APIs: the HTTP calls an SDK-less app makes instead of a registry client.
 
-Two APIs, each a :class:`~meshd.registry_api.api.RegistryApi` component of :class:`~meshd.app.Meshd`
-(``start(app)`` / ``stop()`` in ``Meshd.extras``), each bound to one ZooKeeper discovery source
-(``registry_api.<api>.registry``) through which it publishes and subscribes:
+Two APIs, each a :class:`~meshd.registry_api.api.RegistryApi` component of the daemon (``start()`` /
+``stop()``), each bound to one discovery source that is a :class:`~discovery.registration.Registry`
+(``registry_api.<api>.registry``), through which it publishes and subscribes:
 
 - :class:`~meshd.registry_api.sofa.SofaMeshApi` — the SOFA mesh registry API of sofa-rpc's ``registry-mesh``
   client (default ``127.0.0.1:13330``), plus the Bolt listener that client sends its calls to
@@ -22,24 +22,35 @@ Configuration (``registry_api`` in the config; the key names of the canonical co
 URLs (set it to the pod's IP when consumers run elsewhere), its port is the default when a publish names
 none (SOFA: the body's ``port``; Dubbo: ``service.port``).
 
-Subscribing creates the cluster named by the interface (the discovery source watches it); RPC's default
-route sends a call that no route matches to that cluster, and subset routing selects by the call's version
-and group/uniqueId. Bad bodies get 400 naming the field; a registry failure 503; nothing half-registered
-stays behind. Every node meshd wrote is removed when it stops (the source's ``stop``).
+Subscribing creates the cluster named by the interface (the registry watches it); RPC's default route
+sends a call that no route matches to that cluster, and subset routing selects by the call's version and
+group/uniqueId. Bad bodies get 400 naming the field; a registry failure 503; nothing half-registered stays
+behind. Every entry meshd wrote is removed when it stops (the registry's ``shutdown``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping, Sequence
+
+from discovery.model import ClusterModel
+from discovery.registration import Registry
+from meshd.config import RegistryApiConfig
+from meshd.registry_api.api import AddListener, RegistryApi
+from meshd.registry_api.dubbo import DubboPubSubApi
+from meshd.registry_api.sofa import SofaMeshApi
 
 
-def build_registry_apis(config: Any) -> list[Any]:
-    """The registry API components ``config.registry_api`` asks for (not started)."""
-    apis: list[Any] = []
-    if config.registry_api.sofa is not None:
-        from meshd.registry_api.sofa import SofaMeshApi
-        apis.append(SofaMeshApi(config.registry_api.sofa))
-    if config.registry_api.dubbo is not None:
-        from meshd.registry_api.dubbo import DubboPubSubApi
-        apis.append(DubboPubSubApi(config.registry_api.dubbo))
+def build_registry_apis(config: RegistryApiConfig, registries: Mapping[str, Registry], model: ClusterModel,
+                        listeners: Sequence, add_listener: AddListener) -> list[RegistryApi]:
+    """The registry API components ``config`` asks for (not started), each bound to its named registry."""
+    apis: list[RegistryApi] = []
+    for kind, cls in (("sofa", SofaMeshApi), ("dubbo", DubboPubSubApi)):
+        section = getattr(config, kind)
+        if section is None:
+            continue
+        registry = registries.get(section.registry)
+        if registry is None:
+            raise RuntimeError(f"registry_api.{kind}.registry: no running discovery source {section.registry!r} "
+                               f"that registers (have {sorted(registries)})")
+        apis.append(cls(section, registry, model, listeners, add_listener))
     return apis

@@ -1,9 +1,11 @@
 """What every app-facing registry API shares: an aiohttp server, JSON bodies read field by field, errors.
 
-A :class:`RegistryApi` is a :class:`~meshd.app.Meshd` component (``start(app)`` / ``stop()``, kept in
-``Meshd.extras``). At start it finds the ZooKeeper discovery source it is bound to (``registry``), lets the
-subclass prepare (:meth:`RegistryApi.prepare`: the SOFA API adds its Bolt listener), and serves its routes on
-its ``address`` (loopback by default). It never touches the forwarding path.
+A :class:`RegistryApi` is a component of the daemon (``start()`` / ``stop()``). It is built with what it
+uses: its config section, the :class:`~discovery.registration.Registry` it publishes and subscribes
+through (the discovery source named by ``registry``), the cluster model (the providers it lists) and the
+daemon's listeners (the SOFA API adds a Bolt listener, the Dubbo API names the one apps call). At start the
+subclass prepares (:meth:`RegistryApi.prepare`), then the API serves its routes on its ``address`` (loopback
+by default). It never touches the forwarding path.
 
 Bodies. Clients send JSON (SOFARPC's ``MeshApiClient`` with ``Content-Type: text/plain``, so the content type
 is not checked). :class:`Body` reads one field at a time and raises :class:`BadRequest` naming the field's path
@@ -16,16 +18,16 @@ Errors, one vocabulary for both APIs (each renders them in its own reply shape, 
 cause                                                  status  state afterwards
 =====================================================  ======  =========================================
 :class:`BadRequest` (a field is missing or invalid)    400     unchanged
-:class:`~discovery.zookeeper.RegistrationError`         503     unchanged: the source leaves nothing behind
-(ZooKeeper refused, or is not connected)
+:class:`~discovery.registration.RegistrationError`      503     unchanged: the registry leaves nothing
+(the registry refused, or is not connected)                    behind
 anything else (a bug)                                  500     logged with its traceback
 =====================================================  ======  =========================================
 
-All or nothing. Subscribing is two steps in the source (a consumer node, then a watch on the interface);
-:meth:`RegistryApi.subscribe_consumer` removes the node again when the second step fails. Mutations of one
-API are serialised by a lock, so concurrent calls for one service cannot interleave their ZooKeeper steps.
-Registrations stay until they are undone through the API or the source stops (``meshd`` stopping removes
-every node it wrote; an expired session re-creates them).
+All or nothing: the registry's subscribe (a consumer entry, then a watch on the interface) leaves nothing
+behind when either step fails (the :class:`~discovery.registration.Registry` contract). Mutations of one API
+are serialised by a lock, so concurrent calls for one service cannot interleave their registry steps.
+Registrations stay until they are undone through the API or the registry shuts down (``meshd`` stopping
+removes every entry it wrote; an expired session re-creates them).
 """
 
 from __future__ import annotations
@@ -34,17 +36,20 @@ import asyncio
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Pattern
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Pattern, Sequence
 
 from aiohttp import web
 
-from discovery.model import Endpoint
-from discovery.zookeeper import Registration, RegistrationError
-from meshd.config_types import split_host_port
+from configkit import split_host_port
+from discovery.model import ClusterModel, Endpoint
+from discovery.registration import Registration, RegistrationError, Registry
 
 if TYPE_CHECKING:
-    from discovery.zookeeper import ZooKeeperSource
-    from meshd.app import Meshd
+    from meshd.config import ListenerConfig
+    from meshd.proxy.listener import Listener
+
+#: Binds one more listener at runtime and returns it once it is bound.
+AddListener = Callable[["ListenerConfig"], Awaitable["Listener"]]
 
 log = logging.getLogger("meshd.registry_api")
 
@@ -199,24 +204,21 @@ class RegistryApi:
 
     kind = ""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, registry: Registry, model: ClusterModel, listeners: Sequence["Listener"],
+                 add_listener: AddListener) -> None:
         self.config = config
-        self.app: "Meshd | None" = None
-        self.source: "ZooKeeperSource | None" = None
+        self.registry = registry
+        self.model = model
+        self.listeners = listeners
+        self.add_listener = add_listener
         self.runner: web.AppRunner | None = None
         self.bound = ""
         self.lock = asyncio.Lock()
         self.app_host, self.app_port = split_host_port(config.app_address)
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    async def start(self, app: "Meshd") -> None:
-        self.app = app
-        source = next((s for s in app.sources if s.name == self.config.registry), None)
-        if source is None or not hasattr(source, "subscribe_consumer"):
-            raise RuntimeError(f"registry_api.{self.kind}.registry: no running zookeeper source "
-                               f"{self.config.registry!r}")
-        self.source = source
-        await self.prepare(app)
+    async def start(self) -> None:
+        await self.prepare()
         web_app = web.Application(middlewares=[self._errors])
         self.add_routes(web_app.router)
         host, port = split_host_port(self.config.address)
@@ -225,15 +227,15 @@ class RegistryApi:
         site = web.TCPSite(self.runner, host, port, reuse_address=True)
         await site.start()
         self.bound = join_address(host, site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        log.info("%s registry API on %s (through discovery source %s)", self.kind, self.bound, source.name)
+        log.info("%s registry API on %s (through discovery source %s)", self.kind, self.bound, self.registry.name)
 
     async def stop(self) -> None:
-        """Stop serving. The registrations stay with the source, which removes them when it stops."""
+        """Stop serving. The registrations stay with the registry, which removes them when it shuts down."""
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
 
-    async def prepare(self, app: "Meshd") -> None:
+    async def prepare(self) -> None:
         """Subclass hook, run before the HTTP server starts."""
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -270,43 +272,33 @@ class RegistryApi:
 
     # -- registry steps -------------------------------------------------------------------------------
     async def publish(self, interface: str, address: str, **info: Any) -> Registration:
-        """The source's publish; its argument errors (``ValueError``) are the client's (400)."""
+        """The registry's publish; its argument errors (``ValueError``) are the client's (400)."""
         try:
-            return await self.source.publish(interface, address, **info)
+            return await self.registry.publish(interface, address, **info)
         except ValueError as exc:
             raise BadRequest("body", str(exc)) from None
 
     async def subscribe_consumer(self, interface: str, **info: Any) -> Registration:
-        """Consumer node + watch of ``interface``, all or nothing (see the module docstring)."""
-        source = self.source
-        before = {r.path for r in source.registrations("consumer", interface)}
+        """Consumer entry + watch of ``interface``, all or nothing (the registry's contract)."""
         try:
-            return await source.subscribe_consumer(interface, self.app_host, **info)
+            return await self.registry.subscribe_consumer(interface, self.app_host, **info)
         except ValueError as exc:
             raise BadRequest("body", str(exc)) from None
-        except BaseException:
-            for reg in source.registrations("consumer", interface):
-                if reg.path not in before:   # the node was written, the watch failed: remove the node only
-                    log.warning("%s registry API: undoing consumer node %s", self.kind, reg.path)
-                    await source.unpublish(reg)
-            raise
 
     async def unsubscribe_consumer(self, reg: Registration) -> None:
-        if self.registered(reg):
-            await self.source.unsubscribe_consumer(reg)
-        else:                                 # the node is already gone: still release the watch reference
-            self.source.unwatch_service(reg.interface)
+        await self.registry.unsubscribe_consumer(reg)
 
     async def unpublish(self, reg: Registration) -> None:
-        if self.registered(reg):
-            await self.source.unpublish(reg)
+        if self.registry.registered(reg):
+            await self.registry.unpublish(reg)
 
-    def registered(self, reg: Registration) -> bool:
-        return any(r.path == reg.path for r in self.source.registrations(reg.kind, reg.interface))
+    async def wait_service(self, interface: str) -> None:
+        """Wait up to ``subscribe_timeout`` for the first registry data of a subscribed interface."""
+        await self.registry.wait_service(interface, self.config.subscribe_timeout)
 
     def providers(self, interface: str, group: str, version: str) -> list[Endpoint]:
         """The enabled endpoints of the interface's cluster for this group and version (``*`` = any)."""
-        cluster = self.app.model.cluster(interface)
+        cluster = self.model.cluster(interface)
         if cluster is None:
             return []
         return [ep for ep in cluster.endpoints.values()

@@ -10,13 +10,13 @@ Routes (JSON bodies; replies ``{"err_no": 0|1, "err_msg": str, ...}``)::
     GET  /services   every publication and subscription (with its providers)
 
 MOSN's shape is accepted as is. The ``registry`` block may be omitted: the API is bound to the configured
-ZooKeeper source (``registry_api.dubbo.registry``); a block naming another ``type`` than ``zookeeper`` is
-refused, its ``addr`` and credentials are not used. Extensions to MOSN's ``service``: ``port`` and ``host``
+registry (``registry_api.dubbo.registry``, a discovery source that registers); a block naming another ``type``
+than that source's (``zookeeper``) is refused, its ``addr`` and credentials are not used. Extensions to MOSN's ``service``: ``port`` and ``host``
 (where the app serves; default ``app_address``, ``127.0.0.1:20880``), ``weight``, ``application`` and
 ``parameters`` (more URL parameters, which win over meshd's). Unlike MOSN, group, version and every
 parameter reach the registry and the endpoint metadata.
 
-``pub`` writes the provider node the Dubbo SDK writes (a Java-style ``dubbo://host:port/<interface>?...``
+``pub`` writes the provider entry the Dubbo SDK writes (with ZooKeeper: a Java-style ``dubbo://host:port/<interface>?...``
 with sorted parameters, so apache-dubbo-js and Java consumers read it); publishing the same service again is
 idempotent. ``unpub`` removes the publications of that interface, group and version (only the one on
 ``service.port`` when a port is given). ``sub`` writes a ``consumer://`` node and watches the interface: the
@@ -32,16 +32,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from discovery.zookeeper import Registration
-from discovery.zookeeper.registration import INTERFACE
+from discovery.registration import INTERFACE, Registration, Registry
 from meshd.registry_api.api import HOST, BadRequest, Body, RegistryApi, endpoint_url, join_address
-
-if TYPE_CHECKING:
-    from meshd.app import Meshd
 
 log = logging.getLogger("meshd.registry_api")
 
@@ -64,12 +60,11 @@ class DubboService:
     parameters: dict[str, str]
 
     @classmethod
-    def parse(cls, body: Body, source_name: str) -> "DubboService":
-        registry = body.obj("registry")
-        kind = registry.text("type", what="a registry type")
-        if kind and kind.lower() != "zookeeper":
-            raise BadRequest("registry.type", f"{kind!r} is not supported: this API publishes to ZooKeeper "
-                                              f"(discovery source {source_name})")
+    def parse(cls, body: Body, registry: Registry) -> "DubboService":
+        kind = body.obj("registry").text("type", what="a registry type")
+        if kind and kind.lower() != registry.kind:
+            raise BadRequest("registry.type", f"{kind!r} is not supported: this API publishes to {registry.kind} "
+                                              f"(discovery source {registry.name})")
         svc = body.obj("service", required=True)
         return cls(
             interface=svc.text("interface", required=True, pattern=INTERFACE, what="a Java interface name"),
@@ -90,15 +85,15 @@ class DubboPubSubApi(RegistryApi):
 
     kind = "dubbo"
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.published: dict[tuple, Registration] = {}          # Registration.key -> registration
         self.subscribed: dict[tuple[str, str, str], Registration] = {}
         self.listener: Any = None
 
-    async def prepare(self, app: "Meshd") -> None:
+    async def prepare(self) -> None:
         wanted = self.config.listener
-        for listener in app.listeners:
+        for listener in self.listeners:
             lc = listener.ctx.config
             if lc.protocol in ("dubbo", "auto") and (wanted is None or lc.name == wanted):
                 self.listener = listener
@@ -125,7 +120,7 @@ class DubboPubSubApi(RegistryApi):
         return f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
 
     async def _service(self, request: web.Request) -> DubboService:
-        return DubboService.parse(await self.body(request), self.source.name)
+        return DubboService.parse(await self.body(request), self.registry)
 
     # -- providers ------------------------------------------------------------------------------------
     async def post_pub(self, request: web.Request) -> web.Response:
@@ -161,7 +156,7 @@ class DubboPubSubApi(RegistryApi):
                                                 version=svc.version, methods=svc.methods, protocol="dubbo",
                                                 parameters=svc.parameters)
             self.subscribed[svc.key] = reg
-        await self.source.wait_service(svc.interface, self.config.subscribe_timeout)
+        await self.wait_service(svc.interface)
         providers = self._providers(svc.key)
         log.info("dubbo registry API: subscribed %s (%d provider(s))", svc.interface, len(providers))
         return self.ok(address=self.listener_address, url=self._call_url(svc.key), providers=providers)

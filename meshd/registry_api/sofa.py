@@ -18,8 +18,9 @@ bare interface means version ``1.0``. It becomes the interface (the cluster name
 names clusters), the version and the uniqueId (endpoint group), so subset routing tells versions and
 uniqueIds apart on the Bolt listener.
 
-Publishing registers the app's provider through the configured ZooKeeper source, in that source's layout
-(SOFARPC: ``bolt://host:port?version=..&uniqueId=..&appName=..`` with the online byte; Dubbo: a Java-style URL).
+Publishing registers the app's provider through the configured registry, as that registry's SDK would (a
+ZooKeeper source in the SOFARPC layout: ``bolt://host:port?version=..&uniqueId=..&appName=..`` with the online
+byte; in the Dubbo layout: a Java-style URL).
 Its address: the request's ``port`` (SOFARPC's client sends the server port) and ``host`` (a meshd
 extension; the Java client does not send one), else ``app_address`` (default ``127.0.0.1:12200``).
 ``providerMetaInfo.properties`` become URL parameters (they win over meshd's defaults; ``weight``, ``timeout``,
@@ -43,17 +44,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from discovery.zookeeper import Registration
-from discovery.zookeeper.registration import INTERFACE
+from discovery.registration import INTERFACE, Registration
 from meshd.config import ListenerConfig
 from meshd.registry_api.api import HOST, TOKEN, BadRequest, Body, RegistryApi, endpoint_url, join_address
-
-if TYPE_CHECKING:
-    from meshd.app import Meshd
 
 log = logging.getLogger("meshd.registry_api")
 
@@ -112,23 +109,23 @@ class SofaMeshApi(RegistryApi):
 
     kind = "sofa"
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.application: dict[str, str] = {}
         self.published: dict[str, Entry] = {}
         self.subscribed: dict[str, Entry] = {}
         self.bolt_listener: Any = None
 
-    async def prepare(self, app: "Meshd") -> None:
+    async def prepare(self) -> None:
         address = self.config.bolt_address
-        for listener in app.listeners:
+        for listener in self.listeners:
             lc = listener.ctx.config
             if lc.address == address and lc.protocol in ("bolt", "auto"):
                 self.bolt_listener = listener
                 return
-        names = {x.ctx.config.name for x in app.listeners}
+        names = {x.ctx.config.name for x in self.listeners}
         name = BOLT_LISTENER if BOLT_LISTENER not in names else f"registry-api-{BOLT_LISTENER}"
-        self.bolt_listener = await app.add_listener(ListenerConfig(name=name, address=address, protocol="bolt"))
+        self.bolt_listener = await self.add_listener(ListenerConfig(name=name, address=address, protocol="bolt"))
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/configs/application", self.post_application)
@@ -224,7 +221,7 @@ class SofaMeshApi(RegistryApi):
             if old is not None and old.registration.path != reg.path and old.registration.key != reg.key:
                 await self.unsubscribe_consumer(old.registration)
             self.subscribed[str(name)] = Entry(name, reg)
-        await self.source.wait_service(name.interface, self.config.subscribe_timeout)
+        await self.wait_service(name.interface)
         datas = self._datas(name)
         log.info("sofa registry API: subscribed %s (%d provider(s))", name, len(datas))
         return self.ok(serviceName=str(name), datas=datas)

@@ -1,4 +1,4 @@
-"""Scalar types of the configuration: durations, byte sizes, addresses, string matchers.
+"""Scalar types of the configuration: durations, byte sizes, addresses, names, regular expressions.
 
 Each type validates strictly and raises an error whose message contains the bad value, so that the
 formatter in :mod:`meshd.config` can print ``listeners[1].address: '127.0.0.1:99999' is not a valid port``.

@@ -1,0 +1,17 @@
+"""Every discovery source type meshd knows: one line per source (see :class:`discovery.source.SourceType`).
+
+The daemon derives the ``discovery:`` config union, the source builder and the list of known types that
+``meshd validate`` prints from :data:`SOURCE_TYPES`; the first-listed type comes first in those lists.
+"""
+
+from __future__ import annotations
+
+from discovery import file, zookeeper
+from discovery.source import SourceType
+
+SOURCE_TYPES: tuple[SourceType, ...] = (
+    file.SOURCE,
+    zookeeper.SOURCE,
+)
+
+BY_NAME: dict[str, SourceType] = {t.name: t for t in SOURCE_TYPES}
