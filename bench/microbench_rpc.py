@@ -12,8 +12,8 @@ import time
 
 import uvloop
 
-from bench.microbench_http import FakeTransport
 from bench.rpc_scenario import IFACE, _request
+from integration.transport import FakeTransport
 from meshd.codec import bolt, dubbo
 from meshd.config import build_config
 

@@ -1,4 +1,4 @@
-"""A small, fast, scriptable HTTP/1.1 backend for tests, the demo and benchmarks.
+"""A small, fast, scriptable HTTP/1.1 backend for tests and benchmarks.
 
 Every response says who answered: header ``x-backend: <name>`` and, for the default handler, a JSON body
 ``{"server", "method", "path", "headers", "received"}``. A request steers the answer with headers:

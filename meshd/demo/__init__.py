@@ -1,7 +1,7 @@
 """``meshd demo``: meshd plus two demo providers on loopback, no external server.
 
-Two HTTP providers (``version: v1`` and ``version: v2``) run in the same process; a ``file`` discovery
-source feeds them to meshd from a clusters file in a temporary directory (edit it while the demo runs:
+Two HTTP providers (``version: v1`` and ``version: v2``, :mod:`meshd.demo.backend`) run in the same
+process; a ``file`` discovery source feeds them to meshd from a clusters file in a temporary directory (edit it while the demo runs:
 changes apply within a second). The demo prints the exact ``curl`` lines to try and runs until Ctrl-C.
 
 Default ports are the canonical ones (proxy 15001, admin 15000, providers 18081/18082); any that is
@@ -18,6 +18,7 @@ import yaml
 
 from meshd.app import Meshd, setup_logging
 from meshd.config import build_config
+from meshd.demo.backend import DemoBackend
 
 CLUSTERS = """\
 # meshd demo: endpoints of the cluster 'backend'. Edit and save: meshd applies it within a second.
@@ -62,11 +63,9 @@ def demo_config(workdir: Path, proxy: int, admin: int) -> dict:
 
 
 async def _demo() -> int:
-    from integration.servers.http_backend import HttpBackend
-
     workdir = Path(tempfile.mkdtemp(prefix="meshd-demo-"))
-    v1 = await HttpBackend("demo-provider-v1", port=_port(18081)).start()
-    v2 = await HttpBackend("demo-provider-v2", port=_port(18082)).start()
+    v1 = await DemoBackend("demo-provider-v1", port=_port(18081)).start()
+    v2 = await DemoBackend("demo-provider-v2", port=_port(18082)).start()
     (workdir / "clusters.yaml").write_text(CLUSTERS.format(v1=v1.port, v2=v2.port))
     proxy, admin = _port(15001), _port(15000)
     config = build_config(demo_config(workdir, proxy, admin), base_dir=workdir)

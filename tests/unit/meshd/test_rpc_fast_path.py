@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from bench.microbench_http import FakeTransport
+from integration.transport import FakeTransport
 from meshd.codec import bolt, dubbo
 from meshd.codec.base import CLOSED
 from meshd.config import build_config

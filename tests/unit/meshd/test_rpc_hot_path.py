@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.microbench_http import FakeTransport
+from integration.transport import FakeTransport
 from meshd import writebatch
 from meshd.codec import dubbo
 from meshd.codec.dubbo.decoder import DubboDecoder
