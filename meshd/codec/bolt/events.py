@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from meshd.codec.bolt import body as _body
+import meshd.codec.bolt.body as _body
 from meshd.codec.bolt.frame import PROTO_V1, SWITCH_CRC, TYPE_REQUEST_ONEWAY, BoltHeader, parse_header
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from meshd.codec.dubbo import body as _body
+import meshd.codec.dubbo.body as _body
 from meshd.codec.dubbo.frame import FLAG_TWOWAY, HEADER_SIZE, SERIALIZATION_MASK
 
 
