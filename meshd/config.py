@@ -599,6 +599,8 @@ def summary(config: Config) -> str:
         f"{len(config.route_configs)} route configuration(s), {routes} route(s)",
         *(f"cluster {c.name} {c.lb_policy} {len(c.endpoints)} endpoint(s)" for c in config.clusters),
         *(f"discovery {s.name} ({s.type})" for s in config.discovery),
+        f"known discovery source types: {', '.join(SOURCE_TYPE_NAMES)} "
+        f"(registries for registry_api: {', '.join(REGISTRY_SOURCE_TYPES)})",
     ]
     return "\n".join(lines)
 
