@@ -1,7 +1,7 @@
 """Benchmark plumbing shared by the scenarios: processes, CPU pinning, CPU accounting, load generators.
 
-Layout on a 2-core machine (DESIGN: "one proxy core"): the proxy under test (meshd, nginx, haproxy or
-the byte relay) is pinned to CPU 1; backends and load generators to CPU 0. Every target is measured in
+Layout on a 2-core machine (one proxy core, as every number in bench/RESULTS.md): the proxy under test
+(meshd, nginx, haproxy or the byte relay) is pinned to CPU 1; backends and load generators to CPU 0. Every target is measured in
 the same invocation, in interleaved rounds (A B C A B C ...), and the median round is reported, so that
 a noisy neighbour hits every target alike. CPU per request is the proxy process's utime+stime over the
 round divided by the requests it served.

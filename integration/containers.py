@@ -243,7 +243,7 @@ class ZooKeeperContainer(LoopbackContainer):
     """A standalone ZooKeeper 3.8 on ``127.0.0.1:<port>`` (free port unless given).
 
     ``official`` selects the official image's layout (``zkServer.sh``); by default it follows the image
-    source. The zoo.cfg (peers.md recipe) reaches the container as ``$ZK_CONFIG``.
+    source. The zoo.cfg (docs/testing.md) reaches the container as ``$ZK_CONFIG``.
     """
 
     DATA_DIR = "/tmp/zookeeper-data"

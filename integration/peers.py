@@ -34,7 +34,7 @@ from typing import Any, Callable
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS_DIR = Path(__file__).resolve().parent / "peers"
 
-# Pinned to the versions known to work (shared/reference/peers.md). sofa-rpc-node pulls sofa-bolt-node
+# Pinned to the versions known to work (docs/testing.md). sofa-rpc-node pulls sofa-bolt-node
 # ^2.0.1 and sofa-hessian-node; apache-dubbo-js pins its own hessian.js 2.5.0 under its own folder.
 NPM_PACKAGES: dict[str, str] = {
     "sofa-rpc-node": "2.10.0",
@@ -266,7 +266,7 @@ def start_server(name: str, *args: Any, env: dict[str, str] | None = None, timeo
 
 
 class ByteTap:
-    """A loopback TCP relay that records every chunk in both directions (peers.md's byte tap, in a thread).
+    """A loopback TCP relay that records every chunk in both directions (the byte tap of docs/testing.md, in a thread).
 
     ``start()`` returns the port to connect to; bytes go on to ``target_port``. ``records`` holds
     ``(connection index, "C>S" | "S>C", bytes)`` in arrival order; ``stream(direction, conn)`` joins them.

@@ -42,7 +42,7 @@ from typing import Any, Iterator
 from integration.ports import free_port
 
 JAR_DIR = Path("/usr/share/java")
-#: The classpath of the Debian 3.8 server (peers.md recipe); each jar comes from the package named beside it,
+#: The classpath of the Debian 3.8 server (docs/testing.md); each jar comes from the package named beside it,
 #: all of which the Debian package ``zookeeper`` depends on.
 CLASSPATH: tuple[tuple[str, str], ...] = (
     ("zookeeper.jar", "libzookeeper-java"), ("zookeeper-jute.jar", "libzookeeper-java"),

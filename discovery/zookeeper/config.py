@@ -1,6 +1,6 @@
 """The ``discovery: - type: zookeeper`` config section and the factory that builds the source from it.
 
-Key names are a contract (DESIGN's canonical configuration): add keys, rename none.
+Key names are a contract (docs/configuration.md): add keys, rename none.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Protocol sniffing over the first bytes a client sends (protocols.md §1), sans-IO.
+"""Protocol sniffing over the first bytes a client sends (docs/protocols.md §1), sans-IO.
 
 Each matcher answers ``MATCH``, ``NEED_MORE`` (the prefix is consistent but too short to decide) or
 ``NO_MATCH`` for a byte prefix, like MOSN's protocol matchers. :func:`sniff` runs the matchers of the

@@ -6,7 +6,7 @@ Requests on one connection are independent (multiplexed): each is routed, balanc
 own, and responses go back in whatever order providers answer.
 
 Routing: the listener's route table (service, method, version, group, attachments); a request no route
-matches goes to the cluster named after its interface (DESIGN's RPC default). Subset metadata: the
+matches goes to the cluster named after its interface (the RPC default of docs/configuration.md). Subset metadata: the
 route's ``metadata_match`` plus what the request says — its ``version`` and ``group`` (Bolt: the
 uniqueId) when the cluster's endpoints declare that key at all, and attachments/header-map entries
 named in the listener's ``header_to_metadata``. Dubbo semantics hold: a call without a group reaches
@@ -15,7 +15,7 @@ only providers without a group, once any provider of the cluster declares one.
 Deadline: the route timeout (or the listener's ``route_timeout``), shortened — never extended — by the
 protocol's own deadline (Bolt timeout field, Dubbo ``timeout`` attachment). When it fires the slot on
 the upstream connection is freed (a late response is dropped) and the caller gets the protocol's
-timeout error. Every error meshd answers itself is in the caller's protocol (protocols.md §5).
+timeout error. Every error meshd answers itself is in the caller's protocol (docs/protocols.md §5).
 
 :class:`AutoDownstream` sniffs the first bytes of an ``auto`` connection and hands it to the HTTP/1.1
 or the right RPC handler, replaying the bytes it read.

@@ -1,6 +1,6 @@
 """End to end: ``meshd run`` with a ``zookeeper`` discovery source against a real ZooKeeper 3.8.
 
-Providers are written with kazoo as Java Dubbo writes them (peers.md recipe), or by real peers (a sofa-rpc-node
+Providers are written with kazoo as Java Dubbo writes them (docs/testing.md), or by real peers (a sofa-rpc-node
 Bolt server with its own ZookeeperRegistry); calls go through meshd to scriptable providers
 (``integration.servers.rpc_provider``, which name themselves in every answer) or to the real peers.
 Scenarios: provider add/remove in /clusters within 1 s, a configurator weight override changing the traffic
@@ -104,7 +104,7 @@ def meshd_config(source: dict, *, listeners: list | None = None, **extra: Any) -
 
 # ------------------------------------------------------------------------------ registry and admin helpers
 def dubbo_provider_url(iface: str, address: str, **extra: str) -> str:
-    """A Java-style Dubbo provider URL (sorted parameters, as ``URL.toFullString``; peers.md recipe)."""
+    """A Java-style Dubbo provider URL (sorted parameters, as ``URL.toFullString``; docs/testing.md)."""
     params = {"anyhost": "true", "application": "java-demo", "dubbo": "2.0.2", "dynamic": "true",
               "interface": iface, "methods": "sayHello,sayBye", "revision": "1.0.0", "side": "provider",
               "version": "1.0.0", "timestamp": "1700000000000", **extra}

@@ -2,7 +2,7 @@
 
 Every ``import`` statement counts, wherever it stands: at the top, inside a function, under
 ``TYPE_CHECKING``. Product packages (meshd, discovery, governance, config_center, configkit) never import
-the test tooling (integration, bench, tests); the leaves import only what DESIGN's table allows them.
+the test tooling (integration, bench, tests); the leaves import only what docs/architecture.md's table allows them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Content dialect: Java SOFARPC and sofa-rpc-node write the Hessian 2.0 *draft* gr
 start with ``O``); sofa-bolt-node with ``hessianVersion: '4.0'`` writes the final grammar (``C``). The
 first content byte tells them apart, so both are read.
 
-Routing keys (protocols.md §4): the service is the ``service`` header (``iface:version[:uniqueId]``);
+Routing keys (docs/protocols.md §4): the service is the ``service`` header (``iface:version[:uniqueId]``);
 the method is ``sofa_head_method_name`` when present (Java clients), else the ``methodName`` field of the
 SofaRequest object, looked up by name in its class definition (sofa-rpc-node sends only ``service``).
 """

@@ -119,7 +119,7 @@ def encode_heartbeat_ack(request_id: int, *, version: int = PROTO_V1, ver1: int 
 def reject(request: Any, outcome: Outcome) -> bytes | None:
     """The status-only error answer to ``request`` (a :class:`BoltRequest` / :class:`BoltHeartbeat`, or the
     ``header`` of a :class:`FrameTooLarge`), in its version, ver1, CRC setting and codec, with the status
-    of protocols.md §5. None for one-way requests, which are never answered.
+    of docs/protocols.md §5. None for one-way requests, which are never answered.
     """
     if getattr(request, "type", TYPE_REQUEST) == TYPE_REQUEST_ONEWAY:
         return None

@@ -4,7 +4,7 @@ Upstream direction: :func:`status_outcome` (status alone, what a forwarder knows
 content) and :func:`response_outcome` (adds the SofaResponse: ``isError`` or an exception
 ``appResponse`` with status SUCCESS is an application error).
 
-Local direction (protocols.md §5): :func:`status_for` gives the status of a status-only response meshd
+Local direction (docs/protocols.md §5): :func:`status_for` gives the status of a status-only response meshd
 synthesizes. SOFARPC's FailoverCluster retries only SERVER_THREADPOOL_BUSY (4) and TIMEOUT (7).
 """
 
@@ -55,7 +55,7 @@ _STATUS_OUTCOME = {
     SERVER_DESERIAL_EXCEPTION: Outcome.CLIENT_ERROR,
 }
 
-# protocols.md §5, "Bolt respStatus" column.
+# docs/protocols.md §5, "Bolt respStatus" column.
 _OUTCOME_STATUS = {
     Outcome.NO_ROUTE: NO_PROCESSOR,
     Outcome.NO_HEALTHY_UPSTREAM: CONNECTION_CLOSED,
@@ -95,5 +95,5 @@ def response_outcome(status: int, sofa_response: Any = None) -> Outcome:
 
 
 def status_for(outcome: Outcome) -> int:
-    """Status meshd sends in a status-only response for a request it answers itself (protocols.md §5)."""
+    """Status meshd sends in a status-only response for a request it answers itself (docs/protocols.md §5)."""
     return _OUTCOME_STATUS[outcome]

@@ -103,7 +103,7 @@ def encode_readonly_event(request_id: int, readonly: bool = True) -> bytes:
 
 def reject(request: Any, outcome: Outcome, detail: str = "") -> bytes | None:
     """The in-protocol error answer to ``request`` (a :class:`DubboRequest`, or the ``header`` of a
-    :class:`FrameTooLarge`): status by protocols.md §5, message ``meshd: <detail>``, echoing the request
+    :class:`FrameTooLarge`): status by docs/protocols.md §5, message ``meshd: <detail>``, echoing the request
     id and serialization id. None for one-way requests, which are never answered.
     """
     flag = request.flag

@@ -3,7 +3,7 @@
 Upstream direction (what a provider's answer means): :func:`status_outcome` for the status byte,
 :func:`response_outcome` adding the result type of an OK response (exception results are ``APP_ERROR``).
 
-Local direction (what meshd answers itself, protocols.md §5): :func:`status_for` maps an Outcome to the
+Local direction (what meshd answers itself, docs/protocols.md §5): :func:`status_for` maps an Outcome to the
 status byte of a synthesized error response; :func:`error_for` adds the message convention.
 
 Retry note: Dubbo's FailoverClusterInvoker retries *every* non-OK status (default 2 retries), so a
@@ -52,7 +52,7 @@ _STATUS_OUTCOME = {
     SERVER_THREADPOOL_EXHAUSTED_ERROR: Outcome.OVERLOADED,
 }
 
-# protocols.md §5, "Dubbo2 status" column.
+# docs/protocols.md §5, "Dubbo2 status" column.
 _OUTCOME_STATUS = {
     Outcome.NO_ROUTE: SERVICE_NOT_FOUND,
     Outcome.NO_HEALTHY_UPSTREAM: SERVICE_NOT_FOUND,
@@ -88,7 +88,7 @@ def response_outcome(status: int, result_type: int | None) -> Outcome:
 
 
 def status_for(outcome: Outcome) -> int:
-    """Status byte meshd sends for a request it answers itself with this outcome (protocols.md §5)."""
+    """Status byte meshd sends for a request it answers itself with this outcome (docs/protocols.md §5)."""
     return _OUTCOME_STATUS[outcome]
 
 

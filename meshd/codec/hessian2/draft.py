@@ -1,7 +1,7 @@
 """Hessian 2.0 *draft* grammar (Caucho 3.1 era): sofa-hessian 3.x and hessian.js-1, the Bolt body dialect.
 
 It shares ints, longs (plus ``0x77`` long-as-int32), ``I``/``L``/``D``/``N``/``T``/``F`` and compact
-strings/binaries with the final grammar; the rest collides (protocols.md §3):
+strings/binaries with the final grammar; the rest collides (docs/protocols.md §3):
 
 | lead | draft meaning |
 |---|---|

@@ -1,6 +1,6 @@
 """Final Hessian 2.0 grammar (Caucho 4.x; Dubbo's hessian-lite, hessian.js 2.x): the Dubbo2 body dialect.
 
-Lead bytes (protocols.md §3): 00-1f/30-33/R/S strings, 20-2f/34-37/A/B binary, 38-3f/59/L/d8-ff longs,
+Lead bytes (docs/protocols.md §3): 00-1f/30-33/R/S strings, 20-2f/34-37/A/B binary, 38-3f/59/L/d8-ff longs,
 80-d7/I ints, D/5b-5f doubles, 4a/4b dates, T/F/N, H/M maps, 55/56/57/58/70-7f lists, C class definitions,
 O/60-6f objects, Q references. Types are a string (added to the type table) or an int (a type reference).
 """

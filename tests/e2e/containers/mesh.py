@@ -36,7 +36,7 @@ PROVIDER_SESSION_TIMEOUT = 30.0
 
 # ---------------------------------------------------------------------------------------------- providers
 def dubbo_provider_url(iface: str, host: str, port: int, **extra: str) -> str:
-    """A provider URL as a Java Dubbo 2.7 provider writes it (peers.md recipe)."""
+    """A provider URL as a Java Dubbo 2.7 provider writes it (docs/testing.md)."""
     params = {"interface": iface, "side": "provider", "dynamic": "true", "dubbo": "2.0.2", "revision": "1.0.0",
               "anyhost": "false", "methods": "sayHello,add,echo,whoami,sleep,fail", "pid": str(os.getpid()),
               "timestamp": str(int(time.time() * 1000)), **extra}

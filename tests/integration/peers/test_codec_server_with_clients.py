@@ -1,7 +1,7 @@
 """Real clients (apache-dubbo-js, sofa-rpc-node) against a tiny server built only from meshd's codecs.
 
 The server sniffs each connection (``meshd.codec.sniff``), decodes with the matching decoder and answers
-with our encoders: normal answers, and the synthesized errors of protocols.md §5 (``reject``). This is
+with our encoders: normal answers, and the synthesized errors of docs/protocols.md §5 (``reject``). This is
 what the proxy will send downstream; here the real clients prove they accept it.
 """
 

@@ -46,14 +46,14 @@ async def post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
         return reply
 
 
-def test_both_registry_apis_work_through_the_protocol_alone(zk_server, zk_chroot, zk):
+def test_both_registry_apis_work_through_the_protocol_alone(zk_server, zk_chroot, zk, tmp_path):
     async def scenario():
         config = build_config({
             "listeners": [{"name": "rpc", "address": "127.0.0.1:0", "protocol": "auto"}],
             "discovery": [{"type": "zookeeper", "name": "zk", "servers": zk_server.hosts(zk_chroot),
                            "services": [], "sync_timeout": "3s"}],
             "access_log": {"path": None}, "admin": {"address": "127.0.0.1:0"},
-        })
+        }, base_dir=tmp_path)
         app = Meshd(config)
         await app.start()
         try:

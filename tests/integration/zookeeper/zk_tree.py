@@ -11,7 +11,7 @@ from discovery.model import ClusterModel, Endpoint
 
 
 def dubbo_provider_url(iface: str, host: str, port: int, **extra: str) -> str:
-    """A Java-style Dubbo provider URL (peers.md recipe: the parameters a Dubbo provider writes, sorted)."""
+    """A Java-style Dubbo provider URL (docs/testing.md: the parameters a Dubbo provider writes, sorted)."""
     params = {"interface": iface, "side": "provider", "dynamic": "true", "dubbo": "2.0.2", "revision": "1.0.0",
               **extra}
     return f"dubbo://{host}:{port}/{iface}?" + "&".join(f"{k}={v}" for k, v in sorted(params.items()))
@@ -19,7 +19,7 @@ def dubbo_provider_url(iface: str, host: str, port: int, **extra: str) -> str:
 
 def add_dubbo_provider(zk, iface: str, host: str, port: int, *, root: str = "/dubbo", url: str | None = None,
                        **extra: str) -> str:
-    """Create an ephemeral provider node like a Java provider (peers.md recipe); returns its path."""
+    """Create an ephemeral provider node like a Java provider (docs/testing.md); returns its path."""
     url = url or dubbo_provider_url(iface, host, port, **extra)
     zk.ensure_path(f"{root}/{iface}/providers")
     return zk.create(f"{root}/{iface}/providers/{quote_plus(url, safe='')}", b"", ephemeral=True)

@@ -43,7 +43,7 @@ def feed_all(decoder: Any, data: bytes, chunk: int | None = None) -> list[Any]:
 
 
 def pyhessian_values(body: bytes) -> list[Any]:
-    """python-hessian's ParserV2 (final grammar) over a whole body (peers.md "Hessian oracles")."""
+    """python-hessian's ParserV2 (final grammar) over a whole body (docs/testing.md, "Peers")."""
     from pyhessian.parser import Parser
     p = Parser()
     p.version = 2

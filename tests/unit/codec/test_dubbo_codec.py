@@ -37,7 +37,7 @@ def events_of(data: bytes, chunk: int | None = None) -> list:
 # -- transcripts ----------------------------------------------------------------------------------------
 
 def test_captured_request_matches_protocols_md(streams):
-    """Connection 0 is the exchange printed in protocols.md §2, byte for byte in the header."""
+    """Connection 0 is the exchange printed in docs/protocols.md §2, byte for byte in the header."""
     req1, req2 = events_of(streams[(0, "C>S")])
     assert isinstance(req1, DubboRequest)
     assert bytes(req1.frame[:16]).hex() == "dabbc2000000000000000001000000ac"

@@ -84,7 +84,7 @@ def test_the_leads_collide_with_the_final_grammar():
 
 
 def test_sofa_request_capture_shape():
-    """The SofaRequest content of protocols.md §4 (sofa-rpc-node 2.10.0), built byte for byte."""
+    """The SofaRequest content of docs/protocols.md §4 (sofa-rpc-node 2.10.0), built byte for byte."""
     name = b"com.alipay.sofa.rpc.core.request.SofaRequest"
     svc = b"com.nodejs.test.TestService:1.0"
     content = (b"O\xbc" + name + b"\x95\x0amethodName\x0dmethodArgSigs\x17targetServiceUniqueName"

@@ -1,4 +1,4 @@
-"""Final Hessian 2.0 grammar: every lead byte of protocols.md §3, read and skip, limits, the encoder."""
+"""Final Hessian 2.0 grammar: every lead byte of docs/protocols.md §3, read and skip, limits, the encoder."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Hypothesis: encode → decode round trips in both grammars, skip ≡ read, and python-hessian as an oracle.
 
-python-hessian 1.2.0 (``ParserV2``) is the independent final-grammar decoder (peers.md). Its known bugs are
+python-hessian 1.2.0 (``ParserV2``) is the independent final-grammar decoder (docs/testing.md). Its known bugs are
 kept out of the oracle comparison, each for a stated reason:
 - strings of 1024+ units go through its ``_read_v2_string``, which drops the characters 0x7a-0x7f
   (it tests ``<= 0x79``): oracle strings stay below 1024 units;

@@ -1,4 +1,4 @@
-"""Dubbo / Bolt statuses ↔ Outcome, and the in-protocol rejects of protocols.md §5."""
+"""Dubbo / Bolt statuses ↔ Outcome, and the in-protocol rejects of docs/protocols.md §5."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from meshd.codec.dubbo import status as ds
 from meshd.codec.hessian2 import JavaObject
 from meshd.codec.outcome import Outcome
 
-# protocols.md §5: condition → (Dubbo status, Bolt status)
+# docs/protocols.md §5: condition → (Dubbo status, Bolt status)
 SECTION_5 = {
     Outcome.NO_ROUTE: (60, 6),
     Outcome.NO_HEALTHY_UPSTREAM: (60, 0x10),

@@ -15,7 +15,7 @@ UTC8 = dt.timezone(dt.timedelta(hours=8))
 
 
 def test_line_format_matches_sentinel():
-    # sentinel.md section 9 example (G MetricItem.ToFatString, written in UTC+8)
+    # sentinel-golang core/base/metric_item.go MetricItem.ToFatString, written in UTC+8
     item = MetricItem(resource="sayHello", classification=0, timestamp=1529573107000, pass_qps=10, block_qps=3601,
                       complete_qps=10, error_qps=0, avg_rt=2)
     line = format_line(item, UTC8)

@@ -1,4 +1,4 @@
-"""Reload semantics (sentinel.md section 7): what survives a rule push."""
+"""Reload semantics (sentinel-golang core/*/rule_manager.go): what survives a rule push."""
 
 from __future__ import annotations
 

@@ -245,7 +245,7 @@ class TestLoading:
             engine.load_rules("authority", [])
 
     def test_reference_documents(self, engine: Sentinel):
-        # sentinel.md section 8: G tests/testdata/extension/helper/*.json
+        # sentinel-golang tests/testdata/extension/helper/*.json
         assert engine.load_rules("flow", '[{"resource":"abc","threshold":100.0,"relationStrategy":0,'
                                          '"tokenCalculateStrategy":0,"controlBehavior":0,"refResource":"refDefault",'
                                          '"warmUpPeriodSec":10,"maxQueueingTimeMs":1000,"statIntervalInMs":0}]')

@@ -11,6 +11,7 @@ from meshd.cli import main
 from meshd.config import ConfigError, build_config, load_config
 
 DESIGN = Path(__file__).resolve().parents[3].parent / "shared" / "DESIGN.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 CANONICAL = """
 admin:
   address: "127.0.0.1:15000"
@@ -85,6 +86,16 @@ def test_canonical_configuration_validates(tmp_path):
     assert config.clusters[0].subset.selectors[0].keys == ["version"]
     assert config.discovery[1].name == "zk" and config.discovery[0].name == "file"
     assert config.resolve_path("clusters.yaml") == tmp_path / "clusters.yaml"
+
+
+def test_the_documented_canonical_configuration_is_the_design_one_and_validates(tmp_path):
+    text = re.search(r"## The canonical configuration.*?```yaml\n(.*?)```", DOCS.read_text(), re.S).group(1)
+    if DESIGN.exists():
+        design = re.search(r"## Canonical configuration.*?```yaml\n(.*?)```", DESIGN.read_text(), re.S).group(1)
+        assert text == design, "docs/configuration.md is behind the design document's canonical configuration"
+    p = tmp_path / "meshd.yaml"
+    p.write_text(text)
+    assert [x.name for x in load_config(p).discovery] == ["file", "zk"]
 
 
 def test_json_loads_too(tmp_path):

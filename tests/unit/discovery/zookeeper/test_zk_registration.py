@@ -1,4 +1,4 @@
-"""The nodes meshd writes: byte-for-byte the URLs of registries.md's SDK examples, readable by our own side."""
+"""The nodes meshd writes: byte-for-byte the URLs the SDKs write (discovery/zookeeper/registration.py), readable by our own side."""
 
 from urllib.parse import unquote_plus
 
@@ -11,7 +11,7 @@ from discovery.zookeeper.urls import parse_url
 
 DUBBO, SOFA = get_layout("dubbo"), get_layout("sofarpc")
 IFACE = "org.example.DemoService"
-# registries.md, "Examples (decoded)": the provider URL the Dubbo SDK writes.
+# The provider URL the Dubbo SDK writes (ServiceConfig + URL.toFullString).
 DUBBO_EXAMPLE = ("dubbo://10.0.0.5:20880/org.example.DemoService?anyhost=true&application=demo&deprecated=false"
                  "&dubbo=2.0.2&dynamic=true&generic=false&group=g1&interface=org.example.DemoService"
                  "&methods=sayHello,sayBye&pid=4242&release=2.7.23&revision=1.0.0&side=provider"
@@ -54,7 +54,7 @@ def test_dubbo_consumer_url():
 def test_sofa_provider_url_has_the_sdk_parameter_order_and_online_byte():
     info = ServiceInfo("com.x.Svc", application="app", parameters={"zone": "z1"})
     reg = build_provider(SOFA, "/sofa-rpc", "10.0.0.5:12200", info, pid=99, timestamp_ms=123, config_id="rpc-cfg-0")
-    # registries.md: bolt://ip:12200?version=1.0&uniqueId=..&interface=..&timeout=..&delay=-1&id=rpc-cfg-0&dynamic=true
+    # sofa-rpc RegistryUtils.convertProviderToUrls: bolt://ip:12200?version=1.0&uniqueId=..&interface=..&timeout=..&delay=-1&id=rpc-cfg-0&dynamic=true
     #   &weight=100&accepts=100000&startTime=..&appName=..&serialization=hessian2&protocol=bolt&language=java&pid=..&rpcVer=..
     assert reg.url == ("bolt://10.0.0.5:12200?version=1.0&uniqueId=&interface=com.x.Svc&timeout=0&delay=-1"
                        "&id=rpc-cfg-0&dynamic=true&weight=100&accepts=100000&startTime=123&appName=app"
