@@ -57,6 +57,7 @@ def test_both_registry_apis_work_through_the_protocol_alone(zk_server, zk_chroot
         app = Meshd(config)
         await app.start()
         try:
+            assert await app.sources[0].wait_synced(10), "meshd's ZooKeeper source did not connect"
             view = ProtocolOnly(app.sources[0])
             dubbo_section = DubboRegistryApi(address="127.0.0.1:0", registry="zk")
             sofa_section = SofaRegistryApi(address="127.0.0.1:0", registry="zk", bolt_address="127.0.0.1:0")
