@@ -1,9 +1,10 @@
-"""Install and run the real third-party Dubbo and Bolt peers used by conformance tests.
+"""Install and run the real third-party peers used by conformance tests (Dubbo, Bolt, xDS and Nacos clients).
 
 Contract:
 - ``python -m integration.peers install`` installs the pinned npm packages (``NPM_PACKAGES``) with
-  ``npm install --prefix <peers_dir()>`` and the PyPI ``dubbo-py`` provider into its own virtualenv
-  (``<peers_dir()>/dubbo-py``). A stamp file records what was installed; a second run with the same pins
+  ``npm install --prefix <peers_dir()>`` and each PyPI peer (``PYPI_PEERS``: the ``dubbo-py`` provider, the
+  nacos-sdk-python 2.0 v1 client) into a virtualenv of its own (``<peers_dir()>/<name>``, interpreter
+  ``venv_python(name)``). A stamp file records what was installed; a second run with the same pins
   returns at once without touching the network. ``python -m integration.peers status`` prints what is there.
 - ``peers_dir()`` is ``.cache/peers`` under the repository root, or ``$MESHD_PEERS_DIR``.
 - ``available()`` says whether node and npm exist; ``missing_reason()`` names what is missing (tests skip
@@ -44,8 +45,14 @@ NPM_PACKAGES: dict[str, str] = {
     "hessian.js": "2.11.0",
     "hessian.js-1": "1.12.2",
     "js-to-java": "2.8.0",
+    "@grpc/grpc-js": "1.14.7",           # with grpc-js-xds: the xDS client that proves integration.xds
+    "@grpc/grpc-js-xds": "1.14.1",
+    "nacos": "2.6.3",                    # the npm Nacos v1 client that proves integration.nacos
 }
-PYPI_PEERS: dict[str, str] = {"dubbo-py": "dubbo-py==0.2.2"}
+#: PyPI peers, each in a virtualenv of its own (``<peers_dir()>/<name>``): they clash with the project's
+#: environment (every PyPI Dubbo package installs a top-level ``dubbo``; nacos-sdk-python 2.0 and 3.x both
+#: install ``v2``).
+PYPI_PEERS: dict[str, str] = {"dubbo-py": "dubbo-py==0.2.2", "nacos-v1": "nacos-sdk-python==2.0.11"}
 _STAMP = ".meshd-peers.json"
 
 
@@ -91,14 +98,19 @@ def installed() -> bool:
     return all((node_modules() / name / "package.json").exists() for name in NPM_PACKAGES)
 
 
+def venv_python(name: str) -> Path:
+    """The interpreter of the virtualenv of PyPI peer ``name`` (exists only after ``install``)."""
+    return peers_dir() / name / "bin" / "python"
+
+
 def dubbo_py_python() -> Path:
-    """The interpreter of the dubbo-py virtualenv (exists only after ``install``)."""
-    return peers_dir() / "dubbo-py" / "bin" / "python"
+    return venv_python("dubbo-py")
 
 
-def dubbo_py_installed() -> bool:
+def pypi_installed() -> bool:
     stamp = _read_stamp() or {}
-    return stamp.get("pypi") == PYPI_PEERS and dubbo_py_python().exists()
+    return stamp.get("pypi") == PYPI_PEERS and all(venv_python(name).exists() for name in PYPI_PEERS)
+
 
 
 def install(*, npm: bool = True, pypi: bool = True, log: Callable[[str], None] = print) -> Path:
@@ -113,8 +125,9 @@ def install(*, npm: bool = True, pypi: bool = True, log: Callable[[str], None] =
         _install_npm(root, log)
         stamp["npm"] = NPM_PACKAGES
         _write_stamp(root, stamp)
-    if pypi and not dubbo_py_installed():
-        _install_dubbo_py(root, log)
+    if pypi and not pypi_installed():
+        for name, pin in PYPI_PEERS.items():
+            _install_venv(root / name, pin, log)
         stamp["pypi"] = PYPI_PEERS
         _write_stamp(root, stamp)
     return root
@@ -135,14 +148,13 @@ def _install_npm(root: Path, log: Callable[[str], None]) -> None:
     subprocess.run(cmd, check=True, cwd=root, timeout=900)
 
 
-def _install_dubbo_py(root: Path, log: Callable[[str], None]) -> None:
-    venv = root / "dubbo-py"
+def _install_venv(venv: Path, pin: str, log: Callable[[str], None]) -> None:
     if not (venv / "bin" / "python").exists():
         log(f"creating virtualenv {venv}")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    log(f"installing {PYPI_PEERS['dubbo-py']} into {venv}")
+    log(f"installing {pin} into {venv}")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, PYPI_PEERS["dubbo-py"]], check=True, timeout=900)
+    subprocess.run([*pip, pin], check=True, timeout=900)
 
 
 def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -413,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "status":
         print(json.dumps({"dir": str(peers_dir()), "node_npm": missing_reason() or "ok", "npm_installed": installed(),
-                          "dubbo_py_installed": dubbo_py_installed(), "pins": _wanted_stamp()}, indent=2))
+                          "pypi_installed": pypi_installed(), "pins": _wanted_stamp()}, indent=2))
         return 0
     if args.command == "capture":
         install(pypi=False)

@@ -19,6 +19,12 @@ answers and none can be started; the session never breaks because of a missing e
 ``meshd`` (function; also ``meshd_container``)
     A factory: ``meshd(config, **kwargs) -> MeshdContainer`` (started and ready); all of a test's
     containers are removed at its teardown, also when it failed.
+``xds_server``, ``xds_backends``, ``xds_client`` (function)
+    An ADS control plane in-process (SotW and Delta, a snapshot API, the ACK/NACK log), real gRPC
+    backends, and the grpcio / grpc-js-xds clients that route by it (:mod:`integration.xds.fixtures`).
+``nacos_server``, ``nacos_server_factory`` (function)
+    A Nacos server in-process (gRPC on P+1000 and the v1 HTTP API on P, with test controls)
+    (:mod:`integration.nacos.fixtures`).
 
 Isolation per test: own chroot, own meshd containers, fresh free ports. On a failed test the logs of
 its meshd containers are attached to the report. Tests using these fixtures get the ``docker`` marker.
@@ -31,6 +37,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from integration.nacos.fixtures import nacos_server, nacos_server_factory  # noqa: F401  (exported fixtures)
+from integration.xds.fixtures import xds_backends, xds_client, xds_server  # noqa: F401  (exported fixtures)
 from integration.zookeeper import fresh_chroot
 
 _containers_key = pytest.StashKey[list]()
