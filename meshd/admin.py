@@ -1,7 +1,8 @@
 """The admin API (aiohttp; never on the forwarding path). Binds 127.0.0.1:15000 unless configured.
 
 ``GET /healthz`` ``GET /ready`` ``GET /clusters`` ``GET /routes`` ``GET /listeners`` ``GET /config_dump``
-``GET /stats/prometheus`` ``POST /drain``; governance adds ``GET /rules`` and ``PUT /rules/{kind}``.
+``GET /stats/prometheus`` ``POST /drain``; runtime rules: ``GET /rules``, ``PUT /rules/{kind}`` (the ``http``
+rule source), ``GET /rules/history[?kind=]``, ``GET /rules/status``, ``POST /rules/rollback {"kind", "version"}``.
 
 The server is handed what it shows and the few callables it may call (:class:`AdminServer`'s arguments);
 it knows nothing of the daemon object that owns them.
@@ -17,9 +18,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from configkit import split_host_port
-from governance import DIALECTS, RULE_KINDS, RuleError
+from config_center.kinds import ALL_KINDS
 
 if TYPE_CHECKING:
+    from config_center.center import ConfigCenter
     from discovery.source import Source
     from meshd.config import Config
     from meshd.proxy.context import Runtime
@@ -36,15 +38,17 @@ class AdminServer:
     """The admin endpoints over one running meshd's parts.
 
     ``runtime`` gives the draining flag, the in-flight count, the governor, the clusters and the stats;
+    ``rules`` is the config center (the rule store and its sources);
     ``sources``, ``routes`` and ``listeners`` are the live collections (read at each request);
     ``waiting()`` names what ``/ready`` still waits for (empty: ready); ``drain()`` drains the daemon.
     """
 
-    def __init__(self, config: "Config", runtime: "Runtime", *, sources: Sequence["Source"],
+    def __init__(self, config: "Config", runtime: "Runtime", rules: "ConfigCenter", *, sources: Sequence["Source"],
                  routes: Mapping[str, "RouteTable"], listeners: Sequence["Listener"],
                  waiting: Callable[[], Mapping[str, str]], drain: Callable[[], Awaitable[Any]]) -> None:
         self.config = config
         self.runtime = runtime
+        self.rules = rules
         self.sources = sources
         self.route_tables = routes
         self.listener_list = listeners
@@ -61,6 +65,9 @@ class AdminServer:
         r.add_get("/stats/prometheus", self.prometheus)
         r.add_post("/drain", self.drain)
         r.add_get("/rules", self.get_rules)
+        r.add_get("/rules/history", self.rules_history)
+        r.add_get("/rules/status", self.rules_status)
+        r.add_post("/rules/rollback", self.rules_rollback)
         r.add_put("/rules/{kind}", self.put_rules)
         self.runner: web.AppRunner | None = None
         self.bound = ""
@@ -107,24 +114,61 @@ class AdminServer:
         return web.Response(body=self.runtime.stats.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def get_rules(self, request: web.Request) -> web.Response:
-        return _json(self.runtime.governance.rules_json())
+        store = self.rules.store
+        out = self.runtime.governance.rules_json()
+        for kind in ALL_KINDS:
+            entry = out.setdefault(kind, {"rules": store.document(kind) or {}})
+            current = store.current.get(kind)
+            entry["version"] = current.version if current is not None else None
+        return _json(out)
 
     async def put_rules(self, request: web.Request) -> web.Response:
         """Replace every rule of one kind, atomically: 400 with every problem and the old rules kept."""
-        gov = self.runtime.governance
         kind = request.match_info["kind"]
-        if kind not in RULE_KINDS:
-            return _json({"error": f"unknown rule kind {kind!r}; known: {', '.join(RULE_KINDS)}"}, status=404)
-        dialect = request.query.get("dialect", gov.config.dialect)
-        if dialect not in DIALECTS:
-            return _json({"error": f"dialect must be {' or '.join(DIALECTS)}, got {dialect!r}"}, status=400)
+        store = self.rules.store
+        if kind not in store.kinds:
+            return _json({"error": f"unknown rule kind {kind!r}; known: {', '.join(store.kinds)}"}, status=404)
+        http = self.rules.http
+        if http is None:
+            return _json({"error": "no http rule source is configured (config_center.sources): rules are pushed "
+                                   "through the configured sources"}, status=405)
+        owner = store.owners.get(kind)
+        if owner is not None and owner != http.name:
+            return _json({"error": f"rule kind {kind!r} is owned by rule source {owner!r}; push it there"}, status=409)
+        spec = store.kinds[kind]
+        dialect = request.query.get("dialect", http.dialect or spec.default_dialect) if spec.dialects else None
+        if spec.dialects and dialect not in spec.dialects:
+            return _json({"error": f"dialect must be {' or '.join(spec.dialects)}, got {dialect!r}"}, status=400)
+        result = http.put(kind, await request.read(), dialect)
+        if not result.ok:
+            return _json({"error": "rules rejected; the previous rules stay in force", "errors": list(result.errors)},
+                         status=400)
+        response = _json({"kind": kind, "dialect": dialect, "changed": result.status == "applied",
+                          "rules": len(spec.entries(store.document(kind)))})
+        response.headers["X-Meshd-Rules-Version"] = str(result.version)
+        return response
+
+    async def rules_history(self, request: web.Request) -> web.Response:
+        kind = request.query.get("kind")
+        if kind is not None and kind not in self.rules.store.kinds:
+            return _json({"error": f"unknown rule kind {kind!r}"}, status=404)
+        return _json({"history": self.rules.store.history_json(kind)})
+
+    async def rules_status(self, request: web.Request) -> web.Response:
+        return _json(self.rules.status())
+
+    async def rules_rollback(self, request: web.Request) -> web.Response:
+        """Re-apply an earlier document of one kind (``{"kind": "flow", "version": 3}``) as a new version."""
         try:
-            changed = gov.load(kind, await request.read(), dialect)
-        except RuleError as err:
-            return _json({"error": "rules rejected; the previous rules stay in force",
-                          "errors": list(err.messages)}, status=400)
-        return _json({"kind": kind, "dialect": dialect, "changed": changed,
-                      "rules": len(gov.sentinel.rules(kind))})
+            body = json.loads(await request.read() or b"null")
+            kind, version = body["kind"], body["version"]
+            if kind not in self.rules.store.kinds or isinstance(version, bool) or not isinstance(version, int):
+                raise ValueError
+        except (ValueError, TypeError, KeyError):
+            return _json({"error": 'expected {"kind": <rule kind>, "version": <integer>}; known kinds: '
+                                   f"{', '.join(self.rules.store.kinds)}"}, status=400)
+        result = self.rules.store.rollback(kind, version)
+        return _json(result.to_json(), status=200 if result.ok else 409)
 
     async def drain(self, request: web.Request) -> web.Response:
         if self._drain_task is None:

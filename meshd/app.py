@@ -24,6 +24,7 @@ from discovery.catalog import BY_NAME as SOURCE_TYPES
 from discovery.model import ClusterModel, EndpointSpec, assign_instances
 from discovery.registration import Registry
 from discovery.source import Source, SourceContext
+from config_center.center import ConfigCenter
 from governance import MetricLogWriter
 from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
@@ -32,6 +33,8 @@ from meshd.proxy.context import ListenerContext, Runtime
 from meshd.proxy.governor import Governor
 from meshd.proxy.listener import Listener
 from meshd.registry_api import build_registry_apis
+from meshd.runtime_rules import (RulesCollector, build_config_center, cluster_kind, governance_kinds,
+                                 load_config_rules, route_kind)
 from meshd.routing.table import RouteTable
 from meshd.stats import Stats
 from meshd.upstream.cluster import ClusterManager
@@ -70,6 +73,7 @@ class Meshd:
         self.clusters: ClusterManager | None = None
         self.runtime: Runtime | None = None
         self.admin: AdminServer | None = None
+        self.rules: ConfigCenter | None = None
         self.extras: list[Any] = []            # registry APIs and other components with start/stop
         self._sync_waits: list[asyncio.Task] = []
         self._sweeper: asyncio.Task | None = None
@@ -87,6 +91,8 @@ class Meshd:
         self.stats.clusters = lambda: list(self.clusters.clusters.values())
         self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
         self.runtime.governance = self._governor()
+        self.rules = self._config_center()
+        await self.rules.start()
         for spec in self.config.discovery:
             source = build_source(spec, self.config)
             self.sources.append(source)
@@ -100,7 +106,7 @@ class Meshd:
                                           self.add_listener)
         for extra in self.extras:
             await extra.start()
-        self.admin = AdminServer(self.config, self.runtime, sources=self.sources, routes=self.routes,
+        self.admin = AdminServer(self.config, self.runtime, self.rules, sources=self.sources, routes=self.routes,
                                  listeners=self.listeners, waiting=self.waiting, drain=self.drain)
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
@@ -120,6 +126,26 @@ class Meshd:
             gov.metric_log = MetricLogWriter(gov.sentinel, str(self.config.resolve_path(ml.path)),
                                              max_bytes=ml.max_bytes, max_files=ml.backups)
         return gov
+
+    def _config_center(self) -> ConfigCenter:
+        """The rule store with the restored state and the config file's rules in force; sources not started."""
+        kinds = [*governance_kinds(self.runtime.governance, self.config.governance.dialect),
+                 route_kind(self.config.route_configs, self._install_routes), cluster_kind(self.clusters.set_overrides)]
+        center = build_config_center(self.config, kinds)
+        load_config_rules(center.store, self.config, center.store.restore())
+        self.stats.registry.register(RulesCollector(center.store))
+        return center
+
+    def _install_routes(self, tables: dict[str, RouteTable]) -> None:
+        """Swap in route tables compiled with runtime overrides; listeners drop their cached decisions."""
+        self.routes.update(tables)
+        for listener in self.listeners:
+            ctx = listener.ctx
+            table = tables.get(ctx.config.route_config or "")
+            if table is not None:
+                ctx.routes = table
+                ctx.rpc_decisions.clear()
+                ctx.rpc_plans.clear()
 
     async def _wait_synced(self, source: Source, timeout: float) -> None:
         if await source.wait_synced(timeout):
@@ -200,6 +226,8 @@ class Meshd:
                 await source.stop()
             except Exception:
                 log.exception("discovery %s: error while stopping", source.name)
+        if self.rules is not None:
+            await self.rules.stop()
         if self.clusters is not None:
             self.clusters.close()
         if self.admin is not None:

@@ -23,6 +23,7 @@ from pydantic import Discriminator, Tag
 from pydantic_core import PydanticCustomError
 
 from configkit import ByteSize, Duration, EndpointAddress, ListenAddress, Model, Name, Regex
+from config_center.catalog import SOURCE_TYPES as RULE_SOURCE_TYPES
 from discovery.catalog import SOURCE_TYPES
 from discovery.registration import Registry
 from governance import DIALECTS, RULE_KINDS, RuleError, Sentinel
@@ -433,8 +434,58 @@ class GovernanceConfig(Model):
         return self
 
 
+# ------------------------------------------------------------------------------------- runtime rules
+class RouteOverride(Model):
+    """A runtime override of one named route's action (rule kind ``routes``); given keys replace the route's."""
+
+    timeout: Duration | None = None
+    retry_policy: RetryPolicy | None = None
+    weighted_clusters: dict[Name, Annotated[int, Field(ge=0)]] | None = None   # cluster → weight
+    metadata_match: dict[str, str] | None = None
+
+
+class ClusterOverride(Model):
+    """A runtime override of one cluster's settings (rule kind ``clusters``); given keys replace the settings'."""
+
+    lb_policy: Literal["round_robin", "random", "weighted_round_robin", "least_request"] | None = None
+    outlier_detection: OutlierDetection | None = None
+    circuit_breakers: CircuitBreakers | None = None
+    panic_threshold: float | None = Field(default=None, ge=0, le=100)
+
+
+def _rule_source_tag(value: Any) -> str | None:
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+RULE_SOURCE_TYPE_NAMES = tuple(t.name for t in RULE_SOURCE_TYPES)
+
+RuleSourceConfig = Annotated[
+    Union[tuple(Annotated[t.config, Tag(t.name)] for t in RULE_SOURCE_TYPES)],  # type: ignore[misc]
+    Discriminator(_rule_source_tag, custom_error_type="source_type",
+                  custom_error_message=f"unknown rule source type; known: {', '.join(RULE_SOURCE_TYPE_NAMES)}"),
+]
+
+
 class ConfigCenterConfig(Model):
-    """Rule sources (ZooKeeper node, Nacos config, file, HTTP push) arrive with their issue; nothing yet."""
+    """Where runtime rules come from (``config_center.sources``) and where the store keeps them."""
+
+    state_dir: str = ".meshd/rules"          # relative to the config file; the rules in force survive restarts
+    sources: list[RuleSourceConfig] = Field(default=[{"type": "http"}],   # PUT /rules/{kind} on the admin API
+                                            validate_default=True)
+
+    @model_validator(mode="after")
+    def _one_owner_per_kind(self) -> "ConfigCenterConfig":
+        _unique("config_center.sources", [s.name for s in self.sources])
+        owners: dict[str, str] = {}
+        for source in self.sources:
+            kinds = source.data_ids if source.type == "zookeeper" else source.kinds
+            for kind in kinds:
+                if kind in owners and owners[kind] != source.name:
+                    raise PydanticCustomError(
+                        "reference", "config_center.sources: rule kind {kind} is given to two sources, {a} and {b}; "
+                        "a kind has one owner", {"kind": repr(kind), "a": repr(owners[kind]), "b": repr(source.name)})
+                owners[kind] = source.name
+        return self
 
 
 class Config(Model):
@@ -446,7 +497,7 @@ class Config(Model):
     discovery: list[DiscoverySource] = []
     registry_api: RegistryApiConfig = RegistryApiConfig()
     governance: GovernanceConfig = GovernanceConfig()
-    config_center: ConfigCenterConfig = ConfigCenterConfig()
+    config_center: ConfigCenterConfig = Field(default_factory=ConfigCenterConfig)
     access_log: AccessLogConfig = AccessLogConfig()
     drain_timeout: Duration = 10.0           # SIGTERM: in-flight requests get this long to finish
 
@@ -558,7 +609,7 @@ def error_path(loc: tuple) -> str:
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in SOURCE_TYPE_NAMES and i > 0 and isinstance(loc[i - 1], int):
+        elif part in SOURCE_TYPE_NAMES + RULE_SOURCE_TYPE_NAMES and i > 0 and isinstance(loc[i - 1], int):
             continue                          # the discriminator tag pydantic inserts
         elif isinstance(part, str) and "[" not in part and part != "function-after":
             out += f".{part}" if out else part

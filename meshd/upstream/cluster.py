@@ -257,6 +257,7 @@ class ClusterManager:
         self.stats = stats
         self.clusters: dict[str, ClusterRuntime] = {}
         self._static = {c.name: c for c in config.clusters}
+        self.overrides: dict[str, Any] = {}    # cluster name → meshd.config.ClusterOverride (runtime rules)
         self.listeners: list[Callable[[ClusterRuntime, ClusterDiff, list[Host]], None]] = []
         self._unsubscribe = model.subscribe(self._on_diff)
         self._health_started = False
@@ -267,6 +268,15 @@ class ClusterManager:
         return self.clusters.get(name)
 
     def settings_for(self, name: str) -> ClusterSettings:
+        """Static config, else source-provided settings, else ``cluster_defaults``; then the runtime override."""
+        settings = self._base_settings(name)
+        override = self.overrides.get(name)
+        if override is None:
+            return settings
+        return settings.model_copy(update={k: getattr(override, k) for k in override.model_fields_set
+                                           if getattr(override, k) is not None})
+
+    def _base_settings(self, name: str) -> ClusterSettings:
         static = self._static.get(name)
         if static is not None:
             return static
@@ -278,6 +288,22 @@ class ClusterManager:
                 log.warning("cluster %s: source-provided settings rejected, using cluster_defaults: %s", name,
                             "; ".join(e["msg"] for e in exc.errors()))
         return self.config.cluster_defaults
+
+    def set_overrides(self, overrides: Mapping[str, Any]) -> None:
+        """Replace the runtime overrides (``ClusterOverride`` by cluster name) and reconfigure what they touch."""
+        touched = set(self.overrides) | set(overrides)
+        self.overrides = dict(overrides)
+        for name in touched:
+            runtime = self.clusters.get(name)
+            if runtime is not None:
+                self._reconfigure(runtime)
+
+    def _reconfigure(self, runtime: ClusterRuntime) -> None:
+        if runtime.health is not None:
+            runtime.health.stop()
+            runtime.health = None
+        runtime.configure(self.settings_for(runtime.name))
+        self._start_health(runtime)
 
     def start_health_checks(self) -> None:
         """Start active health checking (needs a running loop); clusters created later start their own."""
@@ -312,11 +338,7 @@ class ClusterManager:
             self._notify(runtime, diff, [])
             return
         if diff.settings_changed:
-            if runtime.health is not None:
-                runtime.health.stop()
-                runtime.health = None
-            runtime.configure(self.settings_for(diff.cluster))
-            self._start_health(runtime)
+            self._reconfigure(runtime)
         removed = runtime.apply(diff)
         for host in removed:
             for pool in host.pools.values():

@@ -1,0 +1,335 @@
+"""The rule store: one versioned, persisted document per rule kind, whatever source pushed it.
+
+A push (:meth:`RuleStore.push`) goes decode → validate → freeze → compare → apply, atomically:
+
+- a document with any invalid rule is rejected whole, every problem named, and the rules in force stay;
+- a document equal to the one in force (same normal form and dialect) is a no-op: no new version, and
+  nothing is reloaded, so breaker states and statistics windows are untouched (as Sentinel's datasources);
+- otherwise the kind applies it, and it gets the next version of the store's one monotonic counter.
+
+Every push, applied or rejected, is a history entry (source, time, digest, a short diff of the rules added,
+removed and changed, or the problems); :meth:`RuleStore.rollback` re-applies an earlier applied document of
+a kind as a new version. A kind is owned by at most one source (:meth:`RuleStore.claim`); pushes of other
+sources for it are rejected, except the operator's rollbacks and the store's own restore.
+
+Persistence: with a ``state_dir``, the documents in force, the history and the documents rollbacks need (the
+last :data:`ROLLBACK_DEPTH` applied ones per kind) are
+written to ``<state_dir>/rules.json`` after every change (write to a temporary file, fsync, rename, fsync
+the folder; the write runs in a worker thread so that a large push does not stall the event loop).
+:meth:`RuleStore.restore` reads it back at start-up, so a restarted meshd serves the last applied rules even
+when every source is unreachable; the restored kinds say so in :meth:`RuleStore.status`.
+
+Threading: every method runs on the event loop's thread (sources post their pushes onto it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from config_center.kinds import RuleKind, RuleRejected, decode, diff, digest
+
+log = logging.getLogger("meshd.config_center")
+
+STATE_FILE = "rules.json"
+STATE_FORMAT = 1
+HISTORY_LIMIT = 200                  # entries kept (and persisted), oldest dropped first
+ROLLBACK_DEPTH = 10                  # applied documents kept per kind for rollbacks (the one in force included)
+#: Sources that may push any kind: the operator's rollback and the store's own restore.
+OPERATOR_SOURCES = frozenset({"rollback", "restore"})
+
+
+@dataclass(slots=True)
+class Current:
+    """The document in force for one kind."""
+
+    version: int
+    source: str
+    dialect: str
+    normal: Any
+    digest: str
+    time: float
+    restored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """What became of one push: ``status`` is ``applied``, ``unchanged`` or ``rejected``."""
+
+    kind: str
+    status: str
+    version: int | None = None
+    errors: tuple[str, ...] = ()
+    diff: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "rejected"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "status": self.status, "version": self.version}
+        if self.errors:
+            out["errors"] = list(self.errors)
+        if self.diff:
+            out["diff"] = self.diff
+        return out
+
+
+class RuleStore:
+    """See the module docstring. ``kinds`` are the kinds served; ``clock`` gives wall time in seconds."""
+
+    def __init__(self, kinds: Iterable[RuleKind], state_dir: str | os.PathLike | None = None, *,
+                 clock: Callable[[], float] = time.time, volatile_sources: Iterable[str] = ()) -> None:
+        self.kinds = {k.name: k for k in kinds}
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        #: sources whose pushes alone do not rewrite the state file (the config file: read at every start)
+        self.volatile_sources = frozenset(volatile_sources)
+        self.clock = clock
+        self.current: dict[str, Current] = {}
+        self.owners: dict[str, str] = {}
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LIMIT)
+        self._documents: dict[tuple[str, int], tuple[Any, str]] = {}   # (kind, version) → (normal, dialect)
+        self.version = 0
+        self.applied: dict[tuple[str, str], int] = {}                  # (source, kind) → count
+        self.rejected: dict[tuple[str, str], int] = {}
+        self.source_records: dict[str, dict[str, Any]] = {}
+        self.restore_error = ""
+        self.persist_error = ""
+        self._dirty = False
+        self._writer: asyncio.Task | None = None
+
+    # -- ownership -------------------------------------------------------------------------------------
+    def claim(self, source: str, kinds: Iterable[str]) -> None:
+        """Give ``kinds`` to ``source``: other sources' pushes for them are rejected from now on."""
+        for kind in kinds:
+            self._kind(kind)
+            owner = self.owners.get(kind)
+            if owner is not None and owner != source:
+                raise ValueError(f"rule kind {kind!r} is owned by source {owner!r}, not {source!r}")
+            self.owners[kind] = source
+
+    def _kind(self, name: str) -> RuleKind:
+        kind = self.kinds.get(name)
+        if kind is None:
+            raise KeyError(f"unknown rule kind {name!r}; known: {', '.join(self.kinds)}")
+        return kind
+
+    # -- pushes ----------------------------------------------------------------------------------------
+    def push(self, source: str, kind_name: str, document: Any, dialect: str | None = None) -> PushResult:
+        """Apply ``document`` (bytes/text JSON or JSON values) as the whole rule set of one kind."""
+        kind = self._kind(kind_name)
+        dialect = dialect or kind.default_dialect
+        try:
+            owner = self.owners.get(kind.name)
+            if owner is not None and owner != source and source not in OPERATOR_SOURCES:
+                raise RuleRejected([f"{kind.name}: owned by source {owner!r}; push it there"])
+            if kind.dialects and dialect not in kind.dialects:
+                raise RuleRejected([f"dialect: must be one of {', '.join(kind.dialects)}, got {dialect!r}"])
+            normal = kind.validate(decode(document), dialect)
+            new_digest = digest(normal, dialect)
+            current = self.current.get(kind.name)
+            if current is not None and current.digest == new_digest:
+                self._record_source(source, kind.name, "unchanged", current.version, "")
+                return PushResult(kind.name, "unchanged", current.version)
+            old_entries = kind.entries(current.normal) if current is not None else {}
+            kind.apply(normal, dialect)
+        except RuleRejected as exc:
+            return self._rejected(source, kind.name, exc.problems)
+        self.version += 1
+        changes = diff(old_entries, kind.entries(normal))
+        now = self.clock()
+        self.current[kind.name] = Current(self.version, source, dialect, normal, new_digest, now,
+                                          restored=source == "restore")
+        self._keep_document(kind.name, self.version, normal, dialect)
+        self._append({"version": self.version, "kind": kind.name, "source": source, "time": now,
+                      "status": "applied", "digest": new_digest, "dialect": dialect, "diff": changes,
+                      "rules": len(kind.entries(normal))})
+        self.applied[(source, kind.name)] = self.applied.get((source, kind.name), 0) + 1
+        self._record_source(source, kind.name, "applied", self.version, "")
+        log.info("rules %s v%d from %s: +%d -%d ~%d", kind.name, self.version, source, len(changes["added"]),
+                 len(changes["removed"]), len(changes["changed"]))
+        if source not in self.volatile_sources:
+            self._schedule_persist()
+        return PushResult(kind.name, "applied", self.version, (), changes)
+
+    def reject(self, source: str, kind_name: str, problem: str) -> PushResult:
+        """Record a document ``source`` could not even decode (counted and kept in the history like any other)."""
+        return self._rejected(source, self._kind(kind_name).name, (problem,))
+
+    def _rejected(self, source: str, kind: str, problems: tuple[str, ...]) -> PushResult:
+        self.rejected[(source, kind)] = self.rejected.get((source, kind), 0) + 1
+        self._append({"version": None, "kind": kind, "source": source, "time": self.clock(),
+                      "status": "rejected", "errors": list(problems)})
+        self._record_source(source, kind, "rejected", None, "; ".join(problems))
+        log.warning("rules %s from %s rejected, the rules in force stay: %s", kind, source, "; ".join(problems))
+        if source not in self.volatile_sources:
+            self._schedule_persist()
+        return PushResult(kind, "rejected", None, problems)
+
+    def rollback(self, kind_name: str, version: int) -> PushResult:
+        """Re-apply the document ``kind_name`` had at ``version`` (as a new version, source ``rollback``)."""
+        kind = self._kind(kind_name)
+        document = self._documents.get((kind.name, version))
+        if document is None:
+            kept = sorted(v for k, v in self._documents if k == kind.name)
+            return self._rejected("rollback", kind.name, (f"version: no applied {kind.name} document at version "
+                                                          f"{version} (kept: {kept or 'none'})",))
+        normal, dialect = document
+        return self.push("rollback", kind.name, normal, dialect)
+
+    def _keep_document(self, kind: str, version: int, normal: Any, dialect: str) -> None:
+        self._documents[(kind, version)] = (normal, dialect)
+        kept = sorted(v for k, v in self._documents if k == kind)
+        for old in kept[:-ROLLBACK_DEPTH]:
+            del self._documents[(kind, old)]
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+
+    def _record_source(self, source: str, kind: str, result: str, version: int | None, error: str) -> None:
+        record = self.source_records.setdefault(source, {})
+        record.update({"last_push": self.clock(), "last_kind": kind, "last_result": result})
+        if version is not None:
+            record["last_version"] = version
+        if error:
+            record["last_error"] = error
+
+    # -- views -----------------------------------------------------------------------------------------
+    def document(self, kind: str) -> Any:
+        """The normal form in force for ``kind`` (None when nothing was ever applied)."""
+        current = self.current.get(kind)
+        return current.normal if current is not None else None
+
+    def history_json(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.history if kind is None or e["kind"] == kind]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "state_dir": str(self.state_dir) if self.state_dir is not None else None,
+            "restore_error": self.restore_error or None, "persist_error": self.persist_error or None,
+            "kinds": {name: self._kind_status(name) for name in self.kinds},
+            "owners": dict(self.owners),
+        }
+
+    def _kind_status(self, name: str) -> dict[str, Any]:
+        current = self.current.get(name)
+        if current is None:
+            return {"version": None, "owner": self.owners.get(name)}
+        return {"version": current.version, "source": current.source, "dialect": current.dialect,
+                "digest": current.digest, "applied_at": current.time, "restored": current.restored,
+                "rules": len(self.kinds[name].entries(current.normal)), "owner": self.owners.get(name)}
+
+    # -- persistence -----------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path | None:
+        return self.state_dir / STATE_FILE if self.state_dir is not None else None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT, "version": self.version,
+            "current": {k: {"version": c.version, "source": c.source, "dialect": c.dialect, "document": c.normal,
+                            "digest": c.digest, "time": c.time} for k, c in self.current.items()},
+            "history": list(self.history),
+            "documents": [{"kind": k, "version": v, "document": d, "dialect": dialect}
+                          for (k, v), (d, dialect) in self._documents.items()],
+        }
+
+    def restore(self) -> list[str]:
+        """Load the state file (if any) and put its documents in force; returns the kinds restored."""
+        path = self.state_file
+        if path is None or not path.exists():
+            return []
+        try:
+            state = json.loads(path.read_text())
+            if state.get("format") != STATE_FORMAT:
+                raise ValueError(f"format {state.get('format')!r}, expected {STATE_FORMAT}")
+        except (OSError, ValueError) as exc:
+            self.restore_error = f"{path}: unreadable, starting without persisted rules: {exc}"
+            log.error("rules: %s", self.restore_error)
+            return []
+        self.version = max(self.version, int(state.get("version", 0)))
+        self.history.extend(state.get("history", []))
+        for doc in state.get("documents", []):
+            self._documents[(doc["kind"], int(doc["version"]))] = (doc["document"], doc["dialect"])
+        restored = []
+        for kind_name, entry in state.get("current", {}).items():
+            kind = self.kinds.get(kind_name)
+            if kind is None:
+                continue
+            try:
+                normal = kind.validate(entry["document"], entry["dialect"])
+                kind.apply(normal, entry["dialect"])
+            except RuleRejected as exc:
+                self.restore_error = f"{kind_name}: persisted rules no longer valid: {'; '.join(exc.problems)}"
+                log.error("rules: %s", self.restore_error)
+                continue
+            self.current[kind_name] = Current(int(entry["version"]), entry["source"], entry["dialect"], normal,
+                                              digest(normal, entry["dialect"]), float(entry["time"]), restored=True)
+            restored.append(kind_name)
+        log.info("rules: restored %s from %s", ", ".join(restored) or "nothing", path)
+        return restored
+
+    def _schedule_persist(self) -> None:
+        if self.state_dir is None:
+            return
+        self._dirty = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_now()
+            return
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_loop())
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._dirty:
+            self._dirty = False
+            snapshot = self.snapshot()          # documents are never mutated: the thread may encode them
+            try:
+                await loop.run_in_executor(None, _write_json, self.state_file, snapshot)
+                self.persist_error = ""
+            except OSError as exc:
+                self.persist_error = f"{self.state_file}: {exc.strerror or exc}"
+                log.error("rules: cannot persist: %s", self.persist_error)
+
+    def _write_now(self) -> None:
+        self._dirty = False
+        try:
+            _write_json(self.state_file, self.snapshot())
+            self.persist_error = ""
+        except OSError as exc:
+            self.persist_error = f"{self.state_file}: {exc.strerror or exc}"
+
+    async def flush(self) -> None:
+        """Wait until everything applied so far is on disk."""
+        while self._writer is not None and not self._writer.done():
+            await self._writer
+
+
+def _write_json(path: Path, value: Any) -> None:
+    atomic_write(path, json.dumps(value, separators=(",", ":")).encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
