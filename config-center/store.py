@@ -245,7 +245,11 @@ class RuleStore:
     def restore(self) -> list[str]:
         """Load the state file (if any) and put its documents in force; returns the kinds restored."""
         path = self.state_file
-        if path is None or not path.exists():
+        if path is None:
+            return []
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):   # a write a crash interrupted: the old file holds
+            stale.unlink(missing_ok=True)
+        if not path.exists():
             return []
         try:
             state = json.loads(path.read_text())

@@ -140,6 +140,7 @@ class AdminServer:
         if spec.dialects and dialect not in spec.dialects:
             return _json({"error": f"dialect must be {' or '.join(spec.dialects)}, got {dialect!r}"}, status=400)
         result = http.put(kind, await request.read(), dialect)
+        await store.flush()                   # answered once the applied document is on disk
         if not result.ok:
             return _json({"error": "rules rejected; the previous rules stay in force", "errors": list(result.errors)},
                          status=400)
@@ -168,6 +169,7 @@ class AdminServer:
             return _json({"error": 'expected {"kind": <rule kind>, "version": <integer>}; known kinds: '
                                    f"{', '.join(self.rules.store.kinds)}"}, status=400)
         result = self.rules.store.rollback(kind, version)
+        await self.rules.store.flush()
         return _json(result.to_json(), status=200 if result.ok else 409)
 
     async def drain(self, request: web.Request) -> web.Response:

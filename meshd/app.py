@@ -33,9 +33,10 @@ from meshd.proxy.context import ListenerContext, Runtime
 from meshd.proxy.governor import Governor
 from meshd.proxy.listener import Listener
 from meshd.registry_api import build_registry_apis
+from meshd.routing.table import RouteTable
 from meshd.runtime_rules import (RulesCollector, build_config_center, cluster_kind, governance_kinds,
                                  load_config_rules, route_kind)
-from meshd.routing.table import RouteTable
+from meshd.sentinel_dashboard import DashboardComponent
 from meshd.stats import Stats
 from meshd.upstream.cluster import ClusterManager
 
@@ -104,6 +105,8 @@ class Meshd:
         registries = {s.name: s for s in self.sources if isinstance(s, Registry)}
         self.extras = build_registry_apis(self.config.registry_api, registries, self.model, self.listeners,
                                           self.add_listener)
+        if self.config.sentinel_dashboard is not None:
+            self.extras.append(self._dashboard(self.config.sentinel_dashboard))
         for extra in self.extras:
             await extra.start()
         self.admin = AdminServer(self.config, self.runtime, self.rules, sources=self.sources, routes=self.routes,
@@ -135,6 +138,17 @@ class Meshd:
         load_config_rules(center.store, self.config, center.store.restore())
         self.stats.registry.register(RulesCollector(center.store))
         return center
+
+    def _dashboard(self, config: Any) -> DashboardComponent:
+        """Sentinel's command center: its rule pushes go through the store as source ``dashboard``."""
+        sink = self.rules.sink("dashboard", "java")
+
+        def push(kind: str, rules: Any, dialect: str) -> str | None:
+            result = sink.push(kind, rules, dialect)
+            return None if result.ok else "; ".join(result.errors)
+
+        gov = self.runtime.governance
+        return DashboardComponent(config, gov.sentinel, push, on_switch=gov.set_enabled)
 
     def _install_routes(self, tables: dict[str, RouteTable]) -> None:
         """Swap in route tables compiled with runtime overrides; listeners drop their cached decisions."""

@@ -27,6 +27,7 @@ from config_center.catalog import SOURCE_TYPES as RULE_SOURCE_TYPES
 from discovery.catalog import SOURCE_TYPES
 from discovery.registration import Registry
 from governance import DIALECTS, RULE_KINDS, RuleError, Sentinel
+from meshd.sentinel_dashboard.config import SentinelDashboardConfig
 
 
 # --------------------------------------------------------------------------------------------- matchers
@@ -498,6 +499,7 @@ class Config(Model):
     registry_api: RegistryApiConfig = RegistryApiConfig()
     governance: GovernanceConfig = GovernanceConfig()
     config_center: ConfigCenterConfig = Field(default_factory=ConfigCenterConfig)
+    sentinel_dashboard: SentinelDashboardConfig | None = None   # Sentinel's command center (port 8719); off
     access_log: AccessLogConfig = AccessLogConfig()
     drain_timeout: Duration = 10.0           # SIGTERM: in-flight requests get this long to finish
 

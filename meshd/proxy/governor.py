@@ -41,7 +41,8 @@ class Governor:
         self.config = config
         self.sentinel = sentinel or Sentinel()
         self.dialects: dict[str, str] = {}
-        self.active = False
+        self.enabled = True                    # Sentinel's global switch (the dashboard's setSwitch)
+        self.active = False                    # enabled, and some rule in force: requests enter the engine
         self.inbound = False                   # pass requests as inbound only when system rules need it
         self.metric_log: MetricLogWriter | None = None
         self._http_keys: dict[tuple, str] = {}
@@ -58,7 +59,7 @@ class Governor:
         """Apply a whole document of ``kind`` atomically; raises RuleError (old rules kept) on any bad rule."""
         changed = self.sentinel.load_rules(kind, document, dialect=dialect, strict=True)
         self.dialects[kind] = dialect
-        self.active = any(self.sentinel.rules(k) for k in RULE_KINDS)
+        self._update_active()
         self.inbound = bool(self.sentinel.rules("system"))
         self._referenced = frozenset(r.ref_resource for r in self.sentinel.rule_objects("flow")
                                      if getattr(r, "ref_resource", ""))
@@ -66,6 +67,16 @@ class Governor:
         if changed:
             log.info("governance: %s rules now %d (%s dialect)", kind, len(self.sentinel.rules(kind)), dialect)
         return changed
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Sentinel's switch: while off, no request enters the engine (nothing blocked, nothing counted);
+        the rules stay loaded and apply again once it is back on."""
+        self.enabled = enabled
+        self._update_active()
+        log.warning("governance: switched %s", "on" if enabled else "off (every request passes unchecked)")
+
+    def _update_active(self) -> None:
+        self.active = self.enabled and any(self.sentinel.rules(k) for k in RULE_KINDS)
 
     def rules_json(self) -> dict:
         return {kind: {"dialect": self.dialects.get(kind, self.config.dialect), "rules": self.sentinel.rules(kind)}

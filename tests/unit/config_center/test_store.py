@@ -128,8 +128,10 @@ def test_persisted_rules_survive_a_restart_and_say_so(tmp_path):
     assert state["current"]["flow"]["version"] == 3 and len(state["history"]) == 3
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")], "the temporary file was renamed"
 
+    (tmp_path / f".{STATE_FILE}.999.tmp").write_text("{half a wri")   # a crash in the middle of a write
     engine2, store2 = engine_store(tmp_path)
     assert sorted(store2.restore()) == ["circuit_breaker", "flow"]
+    assert sorted(os.listdir(tmp_path)) == [STATE_FILE], "the interrupted write's file is removed"
     assert engine2.rules("flow")[0]["threshold"] == 5 and engine2.rules("circuit_breaker")
     status = store2.status()["kinds"]
     assert status["flow"]["restored"] is True and status["flow"]["version"] == 3 and status["flow"]["source"] == "http"
