@@ -62,7 +62,7 @@ class FileRuleSource(RuleSource):
     async def start(self, sink: Sink) -> None:
         self.sink = sink
         self.connected = True
-        self.check()
+        await self.check()
         self._task = asyncio.get_running_loop().create_task(self._poll())
 
     async def stop(self) -> None:
@@ -74,16 +74,16 @@ class FileRuleSource(RuleSource):
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
-            self.check()
+            await self.check()
 
     # -- reading ---------------------------------------------------------------------------------------
-    def check(self) -> None:
+    async def check(self) -> None:
         """Look at the file(s) now and push what changed."""
         if self.path.is_dir():
             for kind in self.kinds:
-                self._check_file(self._kind_file(kind), (kind,))
+                await self._check_file(self._kind_file(kind), (kind,))
         else:
-            self._check_file(self.path, self.kinds)
+            await self._check_file(self.path, self.kinds)
 
     def _kind_file(self, kind: str) -> Path:
         for ext in EXTENSIONS:
@@ -92,7 +92,7 @@ class FileRuleSource(RuleSource):
                 return candidate
         return self.path / f"{kind}.json"
 
-    def _check_file(self, path: Path, kinds: tuple[str, ...]) -> None:
+    async def _check_file(self, path: Path, kinds: tuple[str, ...]) -> None:
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -103,14 +103,14 @@ class FileRuleSource(RuleSource):
                 self.last_error = f"{path}: not found" + ("; its kinds are cleared" if gone else "")
                 for kind in gone:
                     self._seen.discard(kind)
-                    self._deliver(kind, None, "deleted")
+                    await self._deliver(kind, None, "deleted")
             return
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamps.get(path) and (time.time() - st.st_mtime > 2.0 or
                                                 self._digest(path) == self._digests.get(path)):
             return
         self._stamps[path] = stamp
-        self._read(path, kinds, st.st_mtime_ns)
+        await self._read(path, kinds, st.st_mtime_ns)
 
     @staticmethod
     def _digest(path: Path) -> bytes | None:
@@ -119,7 +119,7 @@ class FileRuleSource(RuleSource):
         except OSError:
             return None
 
-    def _read(self, path: Path, kinds: tuple[str, ...], mtime_ns: int) -> None:
+    async def _read(self, path: Path, kinds: tuple[str, ...], mtime_ns: int) -> None:
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -130,10 +130,10 @@ class FileRuleSource(RuleSource):
         value = self._parse(path, raw)
         if value is _UNREADABLE:
             for kind in kinds:
-                self._deliver(kind, _UNREADABLE, seen)
+                await self._deliver(kind, _UNREADABLE, seen)
             return
         if len(kinds) == 1 and path != self.path:
-            self._deliver(kinds[0], value, seen)
+            await self._deliver(kinds[0], value, seen)
             return
         if value is not None and not isinstance(value, dict):
             self.last_error = f"{path}: expected a mapping of rule kinds to documents, got {type(value).__name__}"
@@ -142,10 +142,10 @@ class FileRuleSource(RuleSource):
             return
         for kind in kinds:
             if value and kind in value:
-                self._deliver(kind, value[kind], seen)
+                await self._deliver(kind, value[kind], seen)
             elif kind in self._seen:
                 self._seen.discard(kind)
-                self._deliver(kind, None, f"{seen} (no {kind} key)")
+                await self._deliver(kind, None, f"{seen} (no {kind} key)")
 
     def _parse(self, path: Path, raw: bytes) -> Any:
         try:
@@ -156,14 +156,14 @@ class FileRuleSource(RuleSource):
             self.last_error = f"{path}: cannot parse: {str(exc).splitlines()[0]}"
             return _UNREADABLE
 
-    def _deliver(self, kind: str, document: Any, seen: str) -> None:
+    async def _deliver(self, kind: str, document: Any, seen: str) -> None:
         self.last_seen[kind] = seen
         if document is _UNREADABLE:
             self.sink.reject(kind, self.last_error)
             return
         if document is not None:
             self._seen.add(kind)
-        result = self.sink.push(kind, document)
+        result = await self.sink.push(kind, document)
         self.last_error = "; ".join(result.errors) if not result.ok else ""
 
     def status(self) -> dict[str, Any]:

@@ -34,8 +34,8 @@ class HttpRuleSource(RuleSource):
     async def stop(self) -> None:
         self.connected = False
 
-    def put(self, kind: str, body: Any, dialect: str | None = None) -> PushResult:
-        result = self.sink.push(kind, body, dialect)
+    async def put(self, kind: str, body: Any, dialect: str | None = None) -> PushResult:
+        result = await self.sink.push(kind, body, dialect)
         self.last_seen[kind] = f"store version {result.version}" if result.version else "rejected"
         self.last_error = "" if result.ok else "; ".join(result.errors)
         return result

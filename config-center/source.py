@@ -8,7 +8,7 @@ a source with no ``kinds`` (the HTTP push) may push any kind that no other sourc
 Contract of a source:
 
 - ``start(sink)`` returns without waiting for the remote end; documents arrive later through
-  ``sink.push(kind, document)`` (bytes or text JSON, or JSON values; ``None`` clears the kind) or
+  ``await sink.push(kind, document)`` (bytes or text JSON, or JSON values; ``None`` clears the kind) or
   ``sink.reject(kind, problem)`` for a document the source itself cannot decode (YAML it cannot parse);
 - a source that loses its connection keeps quiet: the rules in force stay in force; only a document that
   was seen and is then deleted (a file removed, a node deleted) clears its kind;
@@ -38,7 +38,12 @@ class Sink:
     def __init__(self, store: RuleStore, source: str, dialect: str = "") -> None:
         self.store, self.source, self.dialect = store, source, dialect
 
-    def push(self, kind: str, document: Any, dialect: str | None = None) -> PushResult:
+    async def push(self, kind: str, document: Any, dialect: str | None = None) -> PushResult:
+        """Apply through the store (in slices: the event loop keeps serving while a large document is built)."""
+        return await self.store.push_async(self.source, kind, document, dialect or self.dialect or None)
+
+    def push_now(self, kind: str, document: Any, dialect: str | None = None) -> PushResult:
+        """Apply at once, for producers that cannot wait (the dashboard's synchronous command handlers)."""
         return self.store.push(self.source, kind, document, dialect or self.dialect or None)
 
     def reject(self, kind: str, problem: str) -> PushResult:

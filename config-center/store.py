@@ -1,6 +1,8 @@
 """The rule store: one versioned, persisted document per rule kind, whatever source pushed it.
 
-A push (:meth:`RuleStore.push`) goes decode → validate → freeze → compare → apply, atomically:
+A push (:meth:`RuleStore.push`, or :meth:`RuleStore.push_async`, which checks and builds large documents in
+slices between which the event loop serves requests) goes decode → validate → freeze → compare → apply,
+atomically:
 
 - a document with any invalid rule is rejected whole, every problem named, and the rules in force stay;
 - a document equal to the one in force (same normal form and dialect) is a no-op: no new version, and
@@ -32,7 +34,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Generator, Iterable
 
 from config_center.kinds import RuleKind, RuleRejected, decode, diff, digest
 
@@ -104,6 +106,7 @@ class RuleStore:
         self.persist_error = ""
         self._dirty = False
         self._writer: asyncio.Task | None = None
+        self._lock: asyncio.Lock | None = None         # one asynchronous push at a time (made on first use)
 
     # -- ownership -------------------------------------------------------------------------------------
     def claim(self, source: str, kinds: Iterable[str]) -> None:
@@ -123,8 +126,35 @@ class RuleStore:
 
     # -- pushes ----------------------------------------------------------------------------------------
     def push(self, source: str, kind_name: str, document: Any, dialect: str | None = None) -> PushResult:
-        """Apply ``document`` (bytes/text JSON or JSON values) as the whole rule set of one kind."""
+        """Apply ``document`` (bytes/text JSON or JSON values) as the whole rule set of one kind, now."""
         kind = self._kind(kind_name)
+        if self._lock is not None and self._lock.locked():
+            return self._rejected(source, kind.name, (f"{kind.name}: another push is being applied; try again",))
+        steps = self._pipeline(source, kind, document, dialect, sliced=False)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    async def push_async(self, source: str, kind_name: str, document: Any, dialect: str | None = None) -> PushResult:
+        """:meth:`push`, in slices for kinds that have them: the event loop serves requests in between, with
+        the rules in force, until the new set is swapped in. Pushes are applied one at a time, in order."""
+        kind = self._kind(kind_name)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            steps = self._pipeline(source, kind, document, dialect, sliced=True)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
+                await asyncio.sleep(0)
+
+    def _pipeline(self, source: str, kind: RuleKind, document: Any, dialect: str | None,
+                  sliced: bool) -> Generator[None, None, PushResult]:
+        """decode → validate → freeze → compare → apply; yields where a sliced push lets the loop run."""
         dialect = dialect or kind.default_dialect
         try:
             owner = self.owners.get(kind.name)
@@ -132,25 +162,43 @@ class RuleStore:
                 raise RuleRejected([f"{kind.name}: owned by source {owner!r}; push it there"])
             if kind.dialects and dialect not in kind.dialects:
                 raise RuleRejected([f"dialect: must be one of {', '.join(kind.dialects)}, got {dialect!r}"])
-            normal = kind.validate(decode(document), dialect)
+            decoded = decode(document)
+            if sliced and kind.validate_steps is not None:
+                normal = yield from kind.validate_steps(decoded, dialect)
+            else:
+                normal = kind.validate(decoded, dialect)
             new_digest = digest(normal, dialect)
             current = self.current.get(kind.name)
             if current is not None and current.digest == new_digest:
                 self._record_source(source, kind.name, "unchanged", current.version, "")
                 return PushResult(kind.name, "unchanged", current.version)
-            old_entries = kind.entries(current.normal) if current is not None else {}
-            kind.apply(normal, dialect)
+            if current is None and not kind.entries(normal):   # no rules, and none were ever in force
+                self._record_source(source, kind.name, "unchanged", None, "")
+                return PushResult(kind.name, "unchanged", None)
+            if sliced:
+                yield
+            if sliced and kind.apply_steps is not None:
+                yield from kind.apply_steps(normal, dialect)
+            else:
+                kind.apply(normal, dialect)
         except RuleRejected as exc:
             return self._rejected(source, kind.name, exc.problems)
+        if sliced:
+            yield
+        return self._applied(source, kind, normal, dialect, new_digest, current)
+
+    def _applied(self, source: str, kind: RuleKind, normal: Any, dialect: str, new_digest: str,
+                 previous: Current | None) -> PushResult:
         self.version += 1
-        changes = diff(old_entries, kind.entries(normal))
+        new_entries = kind.entries(normal)
+        changes = diff(kind.entries(previous.normal) if previous is not None else {}, new_entries)
         now = self.clock()
         self.current[kind.name] = Current(self.version, source, dialect, normal, new_digest, now,
                                           restored=source == "restore")
         self._keep_document(kind.name, self.version, normal, dialect)
         self._append({"version": self.version, "kind": kind.name, "source": source, "time": now,
                       "status": "applied", "digest": new_digest, "dialect": dialect, "diff": changes,
-                      "rules": len(kind.entries(normal))})
+                      "rules": len(new_entries)})
         self.applied[(source, kind.name)] = self.applied.get((source, kind.name), 0) + 1
         self._record_source(source, kind.name, "applied", self.version, "")
         log.info("rules %s v%d from %s: +%d -%d ~%d", kind.name, self.version, source, len(changes["added"]),
@@ -173,7 +221,7 @@ class RuleStore:
             self._schedule_persist()
         return PushResult(kind, "rejected", None, problems)
 
-    def rollback(self, kind_name: str, version: int) -> PushResult:
+    async def rollback(self, kind_name: str, version: int) -> PushResult:
         """Re-apply the document ``kind_name`` had at ``version`` (as a new version, source ``rollback``)."""
         kind = self._kind(kind_name)
         document = self._documents.get((kind.name, version))
@@ -182,7 +230,7 @@ class RuleStore:
             return self._rejected("rollback", kind.name, (f"version: no applied {kind.name} document at version "
                                                           f"{version} (kept: {kept or 'none'})",))
         normal, dialect = document
-        return self.push("rollback", kind.name, normal, dialect)
+        return await self.push_async("rollback", kind.name, normal, dialect)
 
     def _keep_document(self, kind: str, version: int, normal: Any, dialect: str) -> None:
         self._documents[(kind, version)] = (normal, dialect)

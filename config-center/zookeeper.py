@@ -60,6 +60,7 @@ class ZooKeeperRuleSource(RuleSource):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watches: list[DataWatch] = []
         self._seen: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
         self._stopping = False
 
     async def start(self, sink: Sink) -> None:
@@ -74,6 +75,7 @@ class ZooKeeperRuleSource(RuleSource):
 
     async def stop(self) -> None:
         self._stopping = True
+        await asyncio.gather(*self._tasks, return_exceptions=True)   # pushes already under way finish
         client, self.client = self.client, None
         if client is not None:
             await asyncio.get_running_loop().run_in_executor(None, _close, client)
@@ -110,6 +112,7 @@ class ZooKeeperRuleSource(RuleSource):
             log.warning("rule source %s: %s", self.name, self.last_error)
 
     def _on_data(self, kind: str, data: bytes | None, stat: Any) -> None:
+        """A watch fired (on the loop): push what the node holds now; pushes apply in the order they fired."""
         if self._stopping:
             return
         path = self.paths[kind]
@@ -118,14 +121,19 @@ class ZooKeeperRuleSource(RuleSource):
             if kind in self._seen:
                 self._seen.discard(kind)
                 log.info("rule source %s: %s deleted: %s rules cleared", self.name, path, kind)
-                self._push(kind, None)
+                self._spawn(self._push(kind, None))
             return
         self._seen.add(kind)
         self.last_seen[kind] = f"{path} version {stat.version} mzxid {stat.mzxid}"
-        self._push(kind, data or b"")
+        self._spawn(self._push(kind, data or b""))
 
-    def _push(self, kind: str, document: Any) -> None:
-        result = self.sink.push(kind, document)
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _push(self, kind: str, document: Any) -> None:
+        result = await self.sink.push(kind, document)
         self.last_error = "" if result.ok else f"{self.paths[kind]}: {'; '.join(result.errors)}"
 
     def status(self) -> dict[str, Any]:

@@ -40,13 +40,13 @@ from governance.chain import Entry, ResourcePlan
 from governance.clock import Clock, ManualClock, RealClock
 from governance.metric_log import MetricLogWriter, format_line, parse_line
 from governance.rules import DIALECTS, Validation
-from governance.sentinel import BreakerStatus, Sentinel
+from governance.sentinel import BreakerStatus, Sentinel, StagedRules
 from governance.stat.node import INBOUND_RESOURCE, MetricItem, ResourceStats
 from governance.system.metrics import ProcSystemMetrics, StaticSystemMetrics, SystemMetrics
 
 __all__ = [
     "BLOCK_KINDS", "DIALECTS", "RULE_KINDS", "BlockError", "BreakerStatus", "Clock", "Entry", "INBOUND_RESOURCE",
     "ManualClock", "MetricItem", "MetricLogWriter", "ProcSystemMetrics", "RealClock", "ResourcePlan",
-    "ResourceStats", "RuleError", "Sentinel", "State", "StaticSystemMetrics", "SystemMetrics", "Validation",
+    "ResourceStats", "RuleError", "Sentinel", "StagedRules", "State", "StaticSystemMetrics", "SystemMetrics", "Validation",
     "format_line", "parse_line",
 ]

@@ -268,12 +268,31 @@ def build_with_reuse(rules: Iterable, old: Iterable, equals: Callable, reusable:
     return built
 
 
+class Prepared:
+    """A rule set being built beside the one in force (see :meth:`RuleManager.prepare`)."""
+
+    __slots__ = ("rules", "exact", "regex", "pending", "controllers", "old", "base", "known")
+
+    def __init__(self, rules: tuple, exact: dict, regex: list, pending: list, old: dict, base: tuple,
+                 known: list[str]) -> None:
+        self.rules, self.exact, self.regex, self.pending = rules, exact, regex, pending
+        self.controllers: dict[str, tuple] = {}
+        self.old = old            # the controllers in force when preparing began (reuse donors)
+        self.base = base          # the rules in force then: installing over other rules starts again
+        self.known = known        # the resources known then (regex rules are built for those that match)
+
+
 class RuleManager:
     """One rule kind's current rules and per-resource controllers.
 
     Subclasses define ``equals``, ``reusable`` and ``generate(resource, rule, donor)``. Controllers
     expose ``.rule``. Rules with ``regex=True`` are compiled once at load and matched (never at entry
     time) when a resource's plan is compiled.
+
+    Loading is :meth:`prepare` → :meth:`build` (any number of times, a budget of resources each) →
+    :meth:`install`: the new controllers are built beside the ones in force, which requests keep using,
+    and the whole set is swapped in at once. A caller may yield to its event loop between ``build``
+    steps, so that a large push never stalls it; :meth:`load` does all three at once.
     """
 
     kind = ""
@@ -285,8 +304,16 @@ class RuleManager:
         self._controllers: dict[str, tuple] = {}
 
     def load(self, rules: tuple, known_resources: Iterable[str]) -> bool:
-        if rules == self.rules:
+        prepared = self.prepare(rules, known_resources)
+        if prepared is None:
             return False
+        self.install(prepared)
+        return True
+
+    def prepare(self, rules: tuple, known_resources: Iterable[str]) -> Prepared | None:
+        """Start building ``rules`` (None when they are the rules in force); nothing visible changes."""
+        if rules == self.rules:
+            return None
         exact: dict[str, list] = {}
         regex: list[tuple[re.Pattern, Any]] = []
         for rule in rules:
@@ -295,12 +322,35 @@ class RuleManager:
             else:
                 exact.setdefault(rule.resource, []).append(rule)
         old = self._controllers
-        self.rules, self._exact, self._regex = rules, exact, regex
-        targets = set(exact) | {r for r in set(known_resources) | set(old) if any(p.fullmatch(r) for p, _ in regex)}
-        self._controllers = {}
-        for resource in targets:
-            self._controllers[resource] = self._build(resource, old.get(resource, ()))
-        return True
+        known = list(known_resources)
+        targets = set(exact) | {r for r in set(known) | set(old) if any(p.fullmatch(r) for p, _ in regex)}
+        return Prepared(rules, exact, regex, sorted(targets, reverse=True), old, self.rules, known)
+
+    def build(self, prepared: Prepared, budget: int | None = None) -> bool:
+        """Build the controllers of up to ``budget`` more resources (all when None); True when all are built."""
+        live = self.rules, self._exact, self._regex
+        self.rules, self._exact, self._regex = prepared.rules, prepared.exact, prepared.regex   # what _build reads
+        try:
+            pending = prepared.pending
+            while pending and (budget is None or budget > 0):
+                resource = pending.pop()
+                prepared.controllers[resource] = self._build(resource, prepared.old.get(resource, ()))
+                if budget is not None:
+                    budget -= 1
+        finally:
+            self.rules, self._exact, self._regex = live
+        return not prepared.pending
+
+    def install(self, prepared: Prepared) -> None:
+        """Swap the prepared rule set in (building what is left first)."""
+        if self.rules is not prepared.base or self._controllers is not prepared.old:
+            again = self.prepare(prepared.rules, prepared.known)   # the rules changed meanwhile: start over
+            if again is None:
+                return
+            prepared = again
+        self.build(prepared)
+        self.rules, self._exact, self._regex = prepared.rules, prepared.exact, prepared.regex
+        self._controllers = prepared.controllers
 
     def controllers_for(self, resource: str) -> tuple:
         ctrls = self._controllers.get(resource)

@@ -10,6 +10,8 @@ Rule loading follows decode -> validate -> freeze -> compare -> apply:
   The return value says whether anything changed: an identical document is a no-op (``False``) and
   keeps every controller, breaker state and counter.
 * ``validate_rules`` decodes and validates without applying (the admin API's dry run).
+* ``stage_rules`` / ``build_staged`` / ``commit_staged`` load validated rules in steps: the new controllers
+  are built beside the ones in force and swapped in at once (what ``load_rules`` does in one go).
 
 Reload keeps state as Sentinel does (see :mod:`governance.rules`): resource nodes are never reset; an
 equal rule keeps its controller/breaker; a changed rule with compatible statistics keeps the counters.
@@ -33,7 +35,7 @@ from governance.hotspot.rule import parse_hotspot_rules
 from governance.hotspot.rule_manager import HotspotRuleManager
 from governance.isolation.rule import parse_isolation_rules
 from governance.isolation.rule_manager import IsolationRuleManager
-from governance.rules import ParseContext, Validation, check_dialect, decode_document
+from governance.rules import ParseContext, Prepared, RuleManager, Validation, check_dialect, decode_document
 from governance.stat.node import INBOUND_RESOURCE, MetricItem, ResourceNode, ResourceStats
 from governance.system.metrics import ProcSystemMetrics, SystemMetrics
 from governance.system.rule import parse_system_rules
@@ -55,6 +57,15 @@ _PARSERS = {
 }
 
 StateListener = Callable[[str, State, State, Any, Any], None]
+
+
+@dataclass(frozen=True)
+class StagedRules:
+    """Rules of one kind on their way in (see :meth:`Sentinel.stage_rules`)."""
+
+    kind: str
+    validation: Validation
+    prepared: Prepared | None
 
 
 @dataclass(frozen=True)
@@ -117,12 +128,36 @@ class Sentinel(Chain):
                 raise RuleError(validation.errors)
             for message in validation.errors:
                 log.warning("ignoring invalid rule: %s", message)
-        self._load_errors[kind] = validation.errors
-        changed = self._managers[kind].load(validation.rules, list(self.nodes))
+        return self.commit_staged(self.stage_rules(kind, validation))
+
+    def stage_rules(self, kind: str, validation: Validation) -> StagedRules:
+        """Begin loading validated rules beside the ones in force, which requests keep using until
+        :meth:`commit_staged` swaps the new set in at once; :meth:`build_staged` builds it a budget of
+        resources at a time, so a caller can yield to its event loop in between (a large push, no stall)."""
+        kind = _kind(kind)
+        manager = self._managers[kind]
+        prepared = manager.prepare(validation.rules, list(self.nodes)) if isinstance(manager, RuleManager) else None
+        return StagedRules(kind, validation, prepared)
+
+    def build_staged(self, staged: StagedRules, budget: int | None = None) -> bool:
+        """Build up to ``budget`` more resources' controllers; True when the staged set is complete."""
+        if staged.prepared is None:
+            return True
+        return self._managers[staged.kind].build(staged.prepared, budget)
+
+    def commit_staged(self, staged: StagedRules) -> bool:
+        """Put the staged rules in force (what is not built yet is built now); whether anything changed."""
+        manager = self._managers[staged.kind]
+        rules = staged.validation.rules
+        self._load_errors[staged.kind] = staged.validation.errors
+        if staged.prepared is not None:
+            manager.install(staged.prepared)
+            changed = True
+        else:                                  # equal to the rules in force when staged (or a system kind)
+            changed = manager.load(rules, list(self.nodes))
         if changed:
             self._plans.clear()
-            log.info("%s rules %s: %d rule(s)", kind, "loaded" if validation.rules else "cleared",
-                     len(validation.rules))
+            log.info("%s rules %s: %d rule(s)", staged.kind, "loaded" if rules else "cleared", len(rules))
         return changed
 
     def validate_rules(self, kind: str, document: Any, dialect: str = "go") -> Validation:

@@ -139,7 +139,7 @@ class AdminServer:
         dialect = request.query.get("dialect", http.dialect or spec.default_dialect) if spec.dialects else None
         if spec.dialects and dialect not in spec.dialects:
             return _json({"error": f"dialect must be {' or '.join(spec.dialects)}, got {dialect!r}"}, status=400)
-        result = http.put(kind, await request.read(), dialect)
+        result = await http.put(kind, await request.read(), dialect)
         await store.flush()                   # answered once the applied document is on disk
         if not result.ok:
             return _json({"error": "rules rejected; the previous rules stay in force", "errors": list(result.errors)},
@@ -168,7 +168,7 @@ class AdminServer:
         except (ValueError, TypeError, KeyError):
             return _json({"error": 'expected {"kind": <rule kind>, "version": <integer>}; known kinds: '
                                    f"{', '.join(self.rules.store.kinds)}"}, status=400)
-        result = self.rules.store.rollback(kind, version)
+        result = await self.rules.store.rollback(kind, version)
         await self.rules.store.flush()
         return _json(result.to_json(), status=200 if result.ok else 409)
 

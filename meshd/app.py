@@ -144,7 +144,7 @@ class Meshd:
         sink = self.rules.sink("dashboard", "java")
 
         def push(kind: str, rules: Any, dialect: str) -> str | None:
-            result = sink.push(kind, rules, dialect)
+            result = sink.push_now(kind, rules, dialect)
             return None if result.ok else "; ".join(result.errors)
 
         gov = self.runtime.governance

@@ -35,7 +35,8 @@ from meshd.routing.table import RouteTable
 
 
 def governance_kinds(governor: Governor, default_dialect: str) -> list[RuleKind]:
-    return [sentinel_kind(kind, governor.sentinel.validate_rules, governor.load, default_dialect)
+    return [sentinel_kind(kind, governor.sentinel.validate_rules, governor.load, default_dialect,
+                          stage=governor.stage, build=governor.sentinel.build_staged, commit=governor.commit)
             for kind in RULE_KINDS]
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator
 
-from governance import RULE_KINDS, BlockError, MetricLogWriter, Sentinel, State
+from governance import RULE_KINDS, BlockError, MetricLogWriter, Sentinel, StagedRules, State
 from meshd.config import GovernanceConfig
 
 log = logging.getLogger("meshd.governance")
@@ -58,6 +58,20 @@ class Governor:
     def load(self, kind: str, document: Any, dialect: str) -> bool:
         """Apply a whole document of ``kind`` atomically; raises RuleError (old rules kept) on any bad rule."""
         changed = self.sentinel.load_rules(kind, document, dialect=dialect, strict=True)
+        self._loaded(kind, dialect, changed)
+        return changed
+
+    def stage(self, kind: str, validation: Any) -> StagedRules:
+        """Validated rules on their way in, built in steps (``sentinel.build_staged``) beside those in force."""
+        return self.sentinel.stage_rules(kind, validation)
+
+    def commit(self, staged: StagedRules, dialect: str) -> bool:
+        """Swap staged rules in at once (see :meth:`governance.Sentinel.commit_staged`)."""
+        changed = self.sentinel.commit_staged(staged)
+        self._loaded(staged.kind, dialect, changed)
+        return changed
+
+    def _loaded(self, kind: str, dialect: str, changed: bool) -> None:
         self.dialects[kind] = dialect
         self._update_active()
         self.inbound = bool(self.sentinel.rules("system"))
@@ -66,7 +80,6 @@ class Governor:
         self._prepared.clear()                 # plans changed: which requests need args/origin may too
         if changed:
             log.info("governance: %s rules now %d (%s dialect)", kind, len(self.sentinel.rules(kind)), dialect)
-        return changed
 
     def set_enabled(self, enabled: bool) -> None:
         """Sentinel's switch: while off, no request enters the engine (nothing blocked, nothing counted);

@@ -129,8 +129,10 @@ def test_a_rule_from_each_source_takes_effect_and_a_bad_one_is_rejected_under_lo
         if source == "file":
             write_atomically(rules_dir / "flow.json", body)
         elif source == "zookeeper":
-            zk_writer.ensure_path(NODE)
-            zk_writer.set(NODE, body.encode())
+            if zk_writer.exists(NODE):
+                zk_writer.set(NODE, body.encode())
+            else:
+                zk_writer.create(NODE, body.encode(), makepath=True)
         else:
             status, reply = m.admin("/rules/flow?dialect=go", "PUT", body.encode())
             assert status in (200, 400), reply

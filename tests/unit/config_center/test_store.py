@@ -3,6 +3,7 @@ ownership, persistence and restore."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -99,11 +100,11 @@ def test_rollback_restores_an_earlier_document_and_its_effect():
     store.push("http", "flow", FLOW, "go")                                   # v1: blocks
     store.push("http", "flow", [{"resource": "svc:m", "threshold": 100}], "go")   # v2: passes
     assert not blocked(engine)
-    result = store.rollback("flow", 1)
+    result = asyncio.run(store.rollback("flow", 1))
     assert (result.status, result.version) == ("applied", 3) and blocked(engine)
     assert store.current["flow"].source == "rollback"
-    assert store.rollback("flow", 99).errors[0].startswith("version: no applied flow document at version 99")
-    assert store.rollback("flow", 3).status == "unchanged"
+    assert asyncio.run(store.rollback("flow", 99)).errors[0].startswith("version: no applied flow document at version 99")
+    assert asyncio.run(store.rollback("flow", 3)).status == "unchanged"
 
 
 def test_a_kind_has_one_owner():
@@ -114,7 +115,7 @@ def test_a_kind_has_one_owner():
     assert store.push("http", "flow", FLOW, "go").errors == ("flow: owned by source 'zk'; push it there",)
     assert store.push("zk", "flow", FLOW, "go").status == "applied"
     store.push("zk", "flow", [], "go")
-    assert store.rollback("flow", 1).status == "applied", "an operator's rollback may touch an owned kind"
+    assert asyncio.run(store.rollback("flow", 1)).status == "applied", "an operator's rollback may touch an owned kind"
     with pytest.raises(KeyError, match="unknown rule kind 'routes'"):
         store.push("http", "routes", {}, "")
 
@@ -137,7 +138,7 @@ def test_persisted_rules_survive_a_restart_and_say_so(tmp_path):
     assert status["flow"]["restored"] is True and status["flow"]["version"] == 3 and status["flow"]["source"] == "http"
     assert store2.push("http", "flow", [{"resource": "svc:m", "threshold": 5}], "go").status == "unchanged"
     assert store2.push("http", "flow", FLOW, "go").version == 4, "versions go on from the persisted ones"
-    assert store2.rollback("flow", 3).status == "applied", "rollback documents are persisted too"
+    assert asyncio.run(store2.rollback("flow", 3)).status == "applied", "rollback documents are persisted too"
 
 
 def test_an_unreadable_state_file_is_reported_and_nothing_is_restored(tmp_path):
@@ -162,3 +163,55 @@ def test_a_kind_that_fails_while_applying_is_rejected_and_unchanged():
     assert store.push("x", "things", {"a": 1}).status == "applied"
     assert store.push("x", "things", {"boom": 1}).errors == ("things: boom cannot be applied",)
     assert applied == [{"a": 1}] and store.document("things") == {"a": 1}
+
+
+def staged_store() -> tuple[Sentinel, RuleStore]:
+    """The flow kind as the daemon builds it: sliced validation and a staged load beside the rules in force."""
+    engine = Sentinel(clock=ManualClock(now_ms=T0))
+    kind = sentinel_kind("flow", engine.validate_rules,
+                         lambda k, doc, dialect: engine.load_rules(k, doc, dialect=dialect, strict=True),
+                         stage=engine.stage_rules, build=engine.build_staged,
+                         commit=lambda staged, dialect: engine.commit_staged(staged))
+    return engine, RuleStore([kind])
+
+
+def test_a_large_push_is_built_in_slices_and_swapped_in_at_once():
+    engine, store = staged_store()
+    old = [{"resource": f"svc{i}:m", "threshold": 0} for i in range(1000)]
+    new = [{"resource": f"svc{i}:m", "threshold": 1000} for i in range(1000)]
+    store.push("http", "flow", old, "go")
+    seen: list[set] = []
+
+    async def watch(done: asyncio.Event) -> None:
+        while not done.is_set():          # between two slices: every resource still has the old rule, or all the new
+            seen.append({r.threshold for r in engine.rule_objects("flow")})
+            await asyncio.sleep(0)
+
+    async def scenario():
+        done = asyncio.Event()
+        watcher = asyncio.ensure_future(watch(done))
+        await asyncio.sleep(0)
+        result = await store.push_async("http", "flow", new, "go")
+        done.set()
+        await watcher
+        return result
+
+    result = asyncio.run(scenario())
+    assert result.status == "applied" and len(result.diff["changed"]) == 1000
+    assert len(seen) > 5, "the loop ran between slices"
+    assert all(s in ({0.0}, {1000.0}) for s in seen) and seen[0] == {0.0} and seen[-1] == {1000.0}
+    assert blocked(engine, "svc7:m") is False
+
+
+def test_a_sliced_push_names_bad_rules_by_their_index_in_the_whole_document():
+    engine, store = staged_store()
+    rules = [{"resource": f"svc{i}:m", "threshold": 1} for i in range(1000)]
+    rules[450] = {"resource": "bad", "threshold": -1}
+    result = asyncio.run(store.push_async("http", "flow", rules, "go"))
+    assert result.errors == ('flow rule #450 (resource "bad"): threshold: must be >= 0, got -1',)
+    assert engine.rules("flow") == []
+
+
+def test_clearing_a_kind_that_never_had_rules_is_no_new_version():
+    engine, store = engine_store()
+    assert store.push("file", "flow", None, "go").status == "unchanged" and store.version == 0
