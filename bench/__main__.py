@@ -3,7 +3,8 @@ bench/RESULTS.md.
 
 Scenarios: ``http`` (direct / meshd / nginx / haproxy), ``dubbo`` and ``bolt`` (pipelined: direct / byte
 relay / meshd / meshd with governance), ``governance`` (entry+exit µs), ``subset`` (HTTP with subset
-routing and a retry policy vs plain, same run), ``zookeeper`` (2,000 services × 10 providers).
+routing and a retry policy vs plain, same run), ``zookeeper`` (2,000 services × 10 providers), ``rules``
+(push-to-applied latency per rule source; 1,000 flow rules pushed under Dubbo load).
 ``python -m bench [--quick] [scenario ...]``.
 """
 
@@ -19,7 +20,7 @@ from bench import harness
 
 OUT = Path(__file__).resolve().parent / "out"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper")
+SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper", "rules")
 
 
 def run(names: list[str], quick: bool) -> dict:
@@ -44,6 +45,9 @@ def run(names: list[str], quick: bool) -> dict:
         elif name == "zookeeper":
             from bench import zookeeper_bench
             results[name] = zookeeper_bench.run(services=500 if quick else 2000)
+        elif name == "rules":
+            from bench import rules_bench
+            results[name] = rules_bench.run(work, pushes=30 if quick else 100)
         results[name]["elapsed_s"] = round(time.monotonic() - t0, 1)
     return results
 
@@ -77,6 +81,14 @@ def table(results: dict) -> str:
     z = results.get("zookeeper")
     if z:
         lines.append(f"**zookeeper**: {json.dumps({k: v for k, v in z.items() if k != 'elapsed_s'})}\n")
+    r = results.get("rules")
+    if r:
+        lines.append(f"**rules** ({r['pushes_per_source']} pushes per source; ok: {r['ok']})\n")
+        lines.append("| source | push to applied p50 ms | p99 ms | max ms |")
+        lines.append("|---|---|---|---|")
+        for source, t in r["push_to_applied_ms"].items():
+            lines.append(f"| {source} | {t['p50']} | {t['p99']} | {t['max']} |")
+        lines.append(f"\n1,000 flow rules under load: {json.dumps(r['under_load'])}\n")
     return "\n".join(lines)
 
 

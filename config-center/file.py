@@ -43,7 +43,7 @@ class FileRuleSourceConfig(Model):
     path: str                                 # a folder (a file per kind) or one file (a mapping of kinds)
     kinds: list[Literal[ALL_KINDS]] = Field(default=list(ALL_KINDS), min_length=1)  # type: ignore[valid-type]
     dialect: Literal[DIALECTS] = "go"  # type: ignore[valid-type]  # of the Sentinel kinds' documents
-    poll_interval: Duration = 0.25           # applied within a second of a write, cheaply
+    poll_interval: Duration = 0.02           # a write applies within ~20 ms; a stat per file per tick costs µs
 
 
 class FileRuleSource(RuleSource):

@@ -14,10 +14,11 @@ removed and changed, or the problems); :meth:`RuleStore.rollback` re-applies an 
 a kind as a new version. A kind is owned by at most one source (:meth:`RuleStore.claim`); pushes of other
 sources for it are rejected, except the operator's rollbacks and the store's own restore.
 
-Persistence: with a ``state_dir``, the documents in force, the history and the documents rollbacks need (the
-last :data:`ROLLBACK_DEPTH` applied ones per kind) are
-written to ``<state_dir>/rules.json`` after every change (write to a temporary file, fsync, rename, fsync
-the folder; the write runs in a worker thread so that a large push does not stall the event loop).
+Persistence: with a ``state_dir``, the documents rollbacks need (the last :data:`ROLLBACK_DEPTH` applied ones
+per kind, the one in force included) are written once each to ``<state_dir>/documents/<kind>-<version>.json``,
+and an index (versions in force, history, kept documents) to ``<state_dir>/rules.json`` after every change;
+every file is written to a temporary file, fsync'ed, renamed, and its folder fsync'ed. The writes run in a
+worker thread, and each document is encoded once, so that persisting a large push does not stall the loop.
 :meth:`RuleStore.restore` reads it back at start-up, so a restarted meshd serves the last applied rules even
 when every source is unreachable; the restored kinds say so in :meth:`RuleStore.status`.
 
@@ -40,9 +41,11 @@ from config_center.kinds import RuleKind, RuleRejected, decode, diff, digest
 
 log = logging.getLogger("meshd.config_center")
 
-STATE_FILE = "rules.json"
-STATE_FORMAT = 1
+STATE_FILE = "rules.json"            # the index
+DOCUMENTS = "documents"              # one file per kept document: <kind>-<version>.json, written once
+STATE_FORMAT = 2
 HISTORY_LIMIT = 200                  # entries kept (and persisted), oldest dropped first
+SHORT_DIFF = 20                      # rule names per list in a history entry's diff (the counts are complete)
 ROLLBACK_DEPTH = 10                  # applied documents kept per kind for rollbacks (the one in force included)
 #: Sources that may push any kind: the operator's rollback and the store's own restore.
 OPERATOR_SOURCES = frozenset({"rollback", "restore"})
@@ -105,6 +108,7 @@ class RuleStore:
         self.restore_error = ""
         self.persist_error = ""
         self._dirty = False
+        self._written: set[tuple[str, int]] = set()    # documents already on disk
         self._writer: asyncio.Task | None = None
         self._lock: asyncio.Lock | None = None         # one asynchronous push at a time (made on first use)
 
@@ -145,12 +149,21 @@ class RuleStore:
             self._lock = asyncio.Lock()
         async with self._lock:
             steps = self._pipeline(source, kind, document, dialect, sliced=True)
+            longest = 0.0
             while True:
+                started = time.perf_counter()
                 try:
                     next(steps)
                 except StopIteration as done:
-                    return done.value
+                    result = done.value
+                    break
+                finally:
+                    longest = max(longest, time.perf_counter() - started)
                 await asyncio.sleep(0)
+        if self.history and self.history[-1]["kind"] == kind.name and self.history[-1]["source"] == source \
+                and result.status != "unchanged":
+            self.history[-1]["longest_step_ms"] = round(longest * 1000, 3)   # the push's longest hold of the loop
+        return result
 
     def _pipeline(self, source: str, kind: RuleKind, document: Any, dialect: str | None,
                   sliced: bool) -> Generator[None, None, PushResult]:
@@ -196,8 +209,10 @@ class RuleStore:
         self.current[kind.name] = Current(self.version, source, dialect, normal, new_digest, now,
                                           restored=source == "restore")
         self._keep_document(kind.name, self.version, normal, dialect)
+        short = {what: names[:SHORT_DIFF] for what, names in changes.items()}
+        short["counts"] = {what: len(names) for what, names in changes.items()}
         self._append({"version": self.version, "kind": kind.name, "source": source, "time": now,
-                      "status": "applied", "digest": new_digest, "dialect": dialect, "diff": changes,
+                      "status": "applied", "digest": new_digest, "dialect": dialect, "diff": short,
                       "rules": len(new_entries)})
         self.applied[(source, kind.name)] = self.applied.get((source, kind.name), 0) + 1
         self._record_source(source, kind.name, "applied", self.version, "")
@@ -280,44 +295,55 @@ class RuleStore:
     def state_file(self) -> Path | None:
         return self.state_dir / STATE_FILE if self.state_dir is not None else None
 
+    def _document_file(self, kind: str, version: int) -> Path:
+        return self.state_dir / DOCUMENTS / f"{kind}-{version}.json"
+
     def snapshot(self) -> dict[str, Any]:
+        """The index: versions in force, history, and which documents are kept (each in a file of its own)."""
         return {
             "format": STATE_FORMAT, "version": self.version,
-            "current": {k: {"version": c.version, "source": c.source, "dialect": c.dialect, "document": c.normal,
-                            "digest": c.digest, "time": c.time} for k, c in self.current.items()},
+            "current": {k: {"version": c.version, "source": c.source, "dialect": c.dialect, "digest": c.digest,
+                            "time": c.time} for k, c in self.current.items()},
             "history": list(self.history),
-            "documents": [{"kind": k, "version": v, "document": d, "dialect": dialect}
-                          for (k, v), (d, dialect) in self._documents.items()],
+            "documents": [{"kind": k, "version": v, "dialect": dialect} for (k, v), (_, dialect) in self._documents.items()],
         }
 
     def restore(self) -> list[str]:
-        """Load the state file (if any) and put its documents in force; returns the kinds restored."""
+        """Load the state (if any) and put its documents in force; returns the kinds restored."""
         path = self.state_file
         if path is None:
             return []
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):   # a write a crash interrupted: the old file holds
-            stale.unlink(missing_ok=True)
+        for stale in (*path.parent.glob(".*.tmp"), *path.parent.glob(f"{DOCUMENTS}/.*.tmp")):
+            stale.unlink(missing_ok=True)                 # writes a crash interrupted: the old files hold
         if not path.exists():
             return []
         try:
             state = json.loads(path.read_text())
             if state.get("format") != STATE_FORMAT:
                 raise ValueError(f"format {state.get('format')!r}, expected {STATE_FORMAT}")
-        except (OSError, ValueError) as exc:
+            documents = {(d["kind"], int(d["version"])): (json.loads(self._document_file(d["kind"], d["version"])
+                                                                     .read_text()), d["dialect"])
+                         for d in state.get("documents", [])}
+        except (OSError, ValueError, KeyError) as exc:
             self.restore_error = f"{path}: unreadable, starting without persisted rules: {exc}"
             log.error("rules: %s", self.restore_error)
             return []
         self.version = max(self.version, int(state.get("version", 0)))
         self.history.extend(state.get("history", []))
-        for doc in state.get("documents", []):
-            self._documents[(doc["kind"], int(doc["version"]))] = (doc["document"], doc["dialect"])
+        self._documents.update(documents)
+        self._written = set(documents)
+        for orphan in path.parent.glob(f"{DOCUMENTS}/*.json"):   # written, but the index never named them
+            kind, _, version = orphan.stem.rpartition("-")
+            if not version.isdigit() or (kind, int(version)) not in documents:
+                orphan.unlink(missing_ok=True)
         restored = []
         for kind_name, entry in state.get("current", {}).items():
             kind = self.kinds.get(kind_name)
-            if kind is None:
+            kept = documents.get((kind_name, int(entry["version"])))
+            if kind is None or kept is None:
                 continue
             try:
-                normal = kind.validate(entry["document"], entry["dialect"])
+                normal = kind.validate(kept[0], entry["dialect"])
                 kind.apply(normal, entry["dialect"])
             except RuleRejected as exc:
                 self.restore_error = f"{kind_name}: persisted rules no longer valid: {'; '.join(exc.problems)}"
@@ -336,30 +362,37 @@ class RuleStore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._write_now()
+            self._write(*self._changes())
             return
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_loop())
 
+    def _changes(self) -> tuple[list[tuple[Path, Any]], dict[str, Any], list[Path]]:
+        """What the next write must do: new documents, the index, documents no longer kept."""
+        self._dirty = False
+        new = [(self._document_file(k, v), d) for (k, v), (d, _) in self._documents.items() if (k, v) not in self._written]
+        gone = [self._document_file(k, v) for (k, v) in self._written - self._documents.keys()]
+        self._written = set(self._documents)
+        return new, self.snapshot(), gone
+
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while self._dirty:
-            self._dirty = False
-            snapshot = self.snapshot()          # documents are never mutated: the thread may encode them
-            try:
-                await loop.run_in_executor(None, _write_json, self.state_file, snapshot)
-                self.persist_error = ""
-            except OSError as exc:
-                self.persist_error = f"{self.state_file}: {exc.strerror or exc}"
-                log.error("rules: cannot persist: %s", self.persist_error)
+            # Each document is encoded once, in the worker thread (documents are never mutated): the loop
+            # only builds the small index.
+            await loop.run_in_executor(None, self._write, *self._changes())
 
-    def _write_now(self) -> None:
-        self._dirty = False
+    def _write(self, new: list[tuple[Path, Any]], index: dict[str, Any], gone: list[Path]) -> None:
         try:
-            _write_json(self.state_file, self.snapshot())
+            for path, document in new:
+                _write_json(path, document)
+            _write_json(self.state_file, index)
+            for path in gone:
+                path.unlink(missing_ok=True)
             self.persist_error = ""
         except OSError as exc:
-            self.persist_error = f"{self.state_file}: {exc.strerror or exc}"
+            self.persist_error = f"{self.state_dir}: {exc.strerror or exc}"
+            log.error("rules: cannot persist: %s", self.persist_error)
 
     async def flush(self) -> None:
         """Wait until everything applied so far is on disk."""

@@ -29,6 +29,7 @@ from governance import MetricLogWriter
 from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
 from meshd.config import ClusterConfig, Config, ConfigError, format_errors, load_config
+from meshd.looplag import LoopLagProbe
 from meshd.proxy.context import ListenerContext, Runtime
 from meshd.proxy.governor import Governor
 from meshd.proxy.listener import Listener
@@ -114,6 +115,9 @@ class Meshd:
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
         self._sweeper = asyncio.create_task(self._sweep())
+        self.loop_lag = LoopLagProbe(self.config.loop_lag_interval)
+        self.stats.registry.register(self.loop_lag)
+        self.loop_lag.start()
         self.clusters.start_health_checks()   # last: probes must not time out on start-up work
         # Everything built so far lives as long as the process: keep it out of the cyclic collector's
         # scans, which otherwise walk the whole start-up heap on every older-generation collection.
@@ -227,6 +231,7 @@ class Meshd:
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+            self.loop_lag.stop()
         for t in self._sync_waits:
             t.cancel()
         for listener in self.listeners:

@@ -502,6 +502,7 @@ class Config(Model):
     sentinel_dashboard: SentinelDashboardConfig | None = None   # Sentinel's command center (port 8719); off
     access_log: AccessLogConfig = AccessLogConfig()
     drain_timeout: Duration = 10.0           # SIGTERM: in-flight requests get this long to finish
+    loop_lag_interval: Duration = 0.1        # how often the event-loop lag probe runs (meshd_event_loop_lag_*)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

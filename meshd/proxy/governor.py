@@ -74,12 +74,12 @@ class Governor:
     def _loaded(self, kind: str, dialect: str, changed: bool) -> None:
         self.dialects[kind] = dialect
         self._update_active()
-        self.inbound = bool(self.sentinel.rules("system"))
+        self.inbound = bool(self.sentinel.rule_objects("system"))
         self._referenced = frozenset(r.ref_resource for r in self.sentinel.rule_objects("flow")
                                      if getattr(r, "ref_resource", ""))
         self._prepared.clear()                 # plans changed: which requests need args/origin may too
         if changed:
-            log.info("governance: %s rules now %d (%s dialect)", kind, len(self.sentinel.rules(kind)), dialect)
+            log.info("governance: %s rules now %d (%s dialect)", kind, len(self.sentinel.rule_objects(kind)), dialect)
 
     def set_enabled(self, enabled: bool) -> None:
         """Sentinel's switch: while off, no request enters the engine (nothing blocked, nothing counted);
@@ -89,7 +89,7 @@ class Governor:
         log.warning("governance: switched %s", "on" if enabled else "off (every request passes unchecked)")
 
     def _update_active(self) -> None:
-        self.active = self.enabled and any(self.sentinel.rules(k) for k in RULE_KINDS)
+        self.active = self.enabled and any(self.sentinel.rule_objects(k) for k in RULE_KINDS)
 
     def rules_json(self) -> dict:
         return {kind: {"dialect": self.dialects.get(kind, self.config.dialect), "rules": self.sentinel.rules(kind)}

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from config_center.kinds import RuleKind, RuleRejected, mapping_entries, sentinel_kind
-from config_center.store import STATE_FILE, RuleStore
+from config_center.store import DOCUMENTS, STATE_FILE, RuleStore
 from governance import BlockError, ManualClock, Sentinel
 
 T0 = 1_700_000_000_000
@@ -127,12 +127,16 @@ def test_persisted_rules_survive_a_restart_and_say_so(tmp_path):
     store.push("http", "flow", [{"resource": "svc:m", "threshold": 5}], "go")
     state = json.loads((tmp_path / STATE_FILE).read_text())
     assert state["current"]["flow"]["version"] == 3 and len(state["history"]) == 3
+    assert sorted(os.listdir(tmp_path / DOCUMENTS)) == ["circuit_breaker-2.json", "flow-1.json", "flow-3.json"]
+    assert json.loads((tmp_path / DOCUMENTS / "flow-3.json").read_text())[0]["threshold"] == 5
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")], "the temporary file was renamed"
+    (tmp_path / DOCUMENTS / "flow-77.json").write_text("[]")         # a document whose index never got written
 
     (tmp_path / f".{STATE_FILE}.999.tmp").write_text("{half a wri")   # a crash in the middle of a write
     engine2, store2 = engine_store(tmp_path)
     assert sorted(store2.restore()) == ["circuit_breaker", "flow"]
-    assert sorted(os.listdir(tmp_path)) == [STATE_FILE], "the interrupted write's file is removed"
+    assert sorted(os.listdir(tmp_path)) == [DOCUMENTS, STATE_FILE], "the interrupted write's file is removed"
+    assert "flow-77.json" not in os.listdir(tmp_path / DOCUMENTS), "so is a document the index does not name"
     assert engine2.rules("flow")[0]["threshold"] == 5 and engine2.rules("circuit_breaker")
     status = store2.status()["kinds"]
     assert status["flow"]["restored"] is True and status["flow"]["version"] == 3 and status["flow"]["source"] == "http"
@@ -215,3 +219,13 @@ def test_a_sliced_push_names_bad_rules_by_their_index_in_the_whole_document():
 def test_clearing_a_kind_that_never_had_rules_is_no_new_version():
     engine, store = engine_store()
     assert store.push("file", "flow", None, "go").status == "unchanged" and store.version == 0
+
+
+def test_only_the_last_documents_are_kept_on_disk_for_rollbacks(tmp_path):
+    from config_center.store import ROLLBACK_DEPTH
+    engine, store = engine_store(tmp_path)
+    for i in range(ROLLBACK_DEPTH + 5):
+        store.push("http", "flow", [{"resource": "svc:m", "threshold": i}], "go")
+    files = sorted(os.listdir(tmp_path / DOCUMENTS), key=lambda name: int(name[5:-5]))
+    assert files == [f"flow-{v}.json" for v in range(6, ROLLBACK_DEPTH + 6)]
+    assert asyncio.run(store.rollback("flow", 5)).errors[0].startswith("version: no applied flow document at version 5")
