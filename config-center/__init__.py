@@ -1,9 +1,13 @@
-"""config_center: the versioned rule store and the rule sources that feed it — reserved, empty today.
+"""config_center: the versioned rule store and the rule sources that feed it.
 
-Nothing is built here yet: rules change at runtime through the admin API (``PUT /rules/{kind}``, which
-validates a whole document and swaps it atomically) or the config file's ``governance`` section, and a
-restart forgets pushed rules. The configuration section ``config_center`` is accepted (empty) so that
-configurations can already name it. The store (decode → validate → freeze → compare → apply, history,
-rollback, persistence) and its sources (file, ZooKeeper node, Nacos config, HTTP push) are the open
-config-center issue's. This package may import ``governance`` (rule types only) and ``configkit``.
+- :mod:`.kinds` — how one kind of rule is decoded, validated, compared, diffed and applied (:class:`RuleKind`;
+  the governance kinds from the engine's own validation; the daemon adds route and cluster overrides);
+- :mod:`.store` — :class:`RuleStore`: decode → validate → freeze → compare → apply, versions, history,
+  rollback, one owner per kind, persistence under ``state_dir`` and restore;
+- :mod:`.source` — the rule-source protocol (:class:`RuleSource`, :class:`Sink`) and type declarations;
+  :mod:`.file`, :mod:`.zookeeper` (Sentinel's ``/{group}/{dataId}`` layout), :mod:`.http` (the admin API's
+  ``PUT /rules/{kind}``); :mod:`.catalog` lists them, one line each;
+- :mod:`.center` — :class:`ConfigCenter`: the store and its sources started together, and their status.
+
+This package imports ``governance`` (rule types and validation) and ``configkit`` only.
 """

@@ -45,6 +45,11 @@ class FileRuleSourceConfig(Model):
     dialect: Literal[DIALECTS] = "go"  # type: ignore[valid-type]  # of the Sentinel kinds' documents
     poll_interval: Duration = 0.02           # a write applies within ~20 ms; a stat per file per tick costs µs
 
+    @property
+    def owned_kinds(self) -> tuple[str, ...]:
+        """The kinds this source owns (no other source may push them)."""
+        return tuple(dict.fromkeys(self.kinds))
+
 
 class FileRuleSource(RuleSource):
     type = "file"
@@ -171,7 +176,7 @@ class FileRuleSource(RuleSource):
 
 
 def build(spec: FileRuleSourceConfig, ctx: RuleSourceContext) -> FileRuleSource:
-    return FileRuleSource(spec.name, ctx.resolve_path(spec.path), tuple(dict.fromkeys(spec.kinds)), spec.dialect,
+    return FileRuleSource(spec.name, ctx.resolve_path(spec.path), spec.owned_kinds, spec.dialect,
                           spec.poll_interval)
 
 

@@ -23,6 +23,11 @@ class HttpRuleSourceConfig(Model):
     kinds: list[Literal[ALL_KINDS]] = []  # type: ignore[valid-type]  # owned kinds; [] = any kind nobody owns
     dialect: Literal[DIALECTS] | None = None  # type: ignore[valid-type]  # default: governance.dialect
 
+    @property
+    def owned_kinds(self) -> tuple[str, ...]:
+        """The kinds this source owns (no other source may push them)."""
+        return tuple(dict.fromkeys(self.kinds))
+
 
 class HttpRuleSource(RuleSource):
     type = "http"
@@ -42,7 +47,7 @@ class HttpRuleSource(RuleSource):
 
 
 def build(spec: HttpRuleSourceConfig, ctx: RuleSourceContext) -> HttpRuleSource:
-    return HttpRuleSource(spec.name, tuple(dict.fromkeys(spec.kinds)), spec.dialect or "")
+    return HttpRuleSource(spec.name, spec.owned_kinds, spec.dialect or "")
 
 
 SOURCE = RuleSourceType(HttpRuleSourceConfig, HttpRuleSource, build)

@@ -45,6 +45,11 @@ class ZooKeeperRuleSourceConfig(Model):
     session_timeout: Duration = 30.0
     auth: ZooKeeperRuleAuth | None = None
 
+    @property
+    def owned_kinds(self) -> tuple[str, ...]:
+        """The kinds this source owns (no other source may push them)."""
+        return tuple(self.data_ids)
+
 
 class ZooKeeperRuleSource(RuleSource):
     type = "zookeeper"

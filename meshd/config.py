@@ -479,8 +479,7 @@ class ConfigCenterConfig(Model):
         _unique("config_center.sources", [s.name for s in self.sources])
         owners: dict[str, str] = {}
         for source in self.sources:
-            kinds = source.data_ids if source.type == "zookeeper" else source.kinds
-            for kind in kinds:
+            for kind in source.owned_kinds:
                 if kind in owners and owners[kind] != source.name:
                     raise PydanticCustomError(
                         "reference", "config_center.sources: rule kind {kind} is given to two sources, {a} and {b}; "
@@ -653,6 +652,9 @@ def summary(config: Config) -> str:
         f"{len(config.route_configs)} route configuration(s), {routes} route(s)",
         *(f"cluster {c.name} {c.lb_policy} {len(c.endpoints)} endpoint(s)" for c in config.clusters),
         *(f"discovery {s.name} ({s.type})" for s in config.discovery),
+        *(f"rule source {s.name} ({s.type}) kinds: "
+          + ", ".join(s.owned_kinds or ["any kind no other source owns"])
+          for s in config.config_center.sources),
         f"known discovery source types: {', '.join(SOURCE_TYPE_NAMES)} "
         f"(registries for registry_api: {', '.join(REGISTRY_SOURCE_TYPES)})",
     ]
