@@ -66,6 +66,10 @@ class HeaderMatcher(StringMatcher):
         return value
 
 
+class QueryParameterMatcher(HeaderMatcher):
+    """An HTTP query parameter matcher (Envoy's ``query_parameters``); ``present`` tests for the name alone."""
+
+
 # ----------------------------------------------------------------------------------------------- routes
 class HeaderValue(Model):
     key: str = Field(min_length=1)
@@ -82,7 +86,7 @@ class HeaderValueOption(Model):
 class RouteMatch(Model):
     """What a request must look like. All given conditions must hold; ``{}`` matches every request.
 
-    HTTP: ``prefix`` / ``path`` / ``regex`` on the path (at most one), ``headers``.
+    HTTP: ``prefix`` / ``path`` / ``regex`` on the path (at most one), ``headers``, ``query_parameters``.
     RPC (Dubbo, Bolt): ``service`` (interface), ``method``, ``version``, ``group``, and ``headers`` over the
     attachments (Dubbo) or the header map (Bolt).
     """
@@ -92,6 +96,7 @@ class RouteMatch(Model):
     regex: Regex | None = None
     case_sensitive: bool = True
     headers: list[HeaderMatcher] = []
+    query_parameters: list[QueryParameterMatcher] = []   # HTTP only
     service: StringMatcher | None = None
     method: StringMatcher | None = None
     version: StringMatcher | None = None
@@ -114,6 +119,10 @@ class RetryBackOff(Model):
 RETRY_CONDITIONS = frozenset({
     "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "retriable-4xx",
     "retriable-status-codes", "timeout", "overloaded", "upstream-error", "app-error", "envoy-ratelimited",
+    # Envoy's HTTP/2 and gRPC conditions, accepted so that control planes' routes validate (Istio's default
+    # retry_on names refused-stream, unavailable and cancelled); meshd's HTTP/1.1 and RPC paths never see an
+    # HTTP/2 refused stream or a gRPC status, so these never trigger a retry.
+    "refused-stream", "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
 })
 
 

@@ -15,6 +15,7 @@ import random
 import re
 from dataclasses import dataclass
 from typing import Callable, Protocol
+from urllib.parse import parse_qsl
 
 from meshd.config import HeaderValueOption, Route, RouteAction, RouteConfiguration, StringMatcher, WeightedCluster
 from meshd.routing.subset import Selection
@@ -78,7 +79,7 @@ class CompiledRoute:
     """One route, its predicates compiled, its action kept as the validated config value."""
 
     __slots__ = ("config", "name", "action", "direct", "request_ops", "response_ops", "_path", "_headers",
-                 "_rpc", "_weights", "_total_weight", "path_label", "weighted", "rpc_keys_only", "_selection")
+                 "_query", "_rpc", "_weights", "_total_weight", "path_label", "weighted", "rpc_keys_only", "_selection")
 
     def __init__(self, config: Route, index: int) -> None:
         self.config = config
@@ -91,6 +92,7 @@ class CompiledRoute:
         self._path = self._compile_path(m)
         self.path_label = m.prefix if m.prefix is not None else (m.path if m.path is not None else (m.regex or ""))
         self._headers = tuple((h.name.lower(), compile_matcher(h)) for h in m.headers)
+        self._query = tuple((q.name, compile_matcher(q)) for q in m.query_parameters)
         self._rpc = tuple((field, compile_matcher(sm)) for field in ("service", "method", "version", "group")
                           if (sm := getattr(m, field)) is not None)
         self._weights: tuple[tuple[int, WeightedCluster, Selection], ...] = ()
@@ -122,7 +124,7 @@ class CompiledRoute:
             return lambda p: pattern.fullmatch(p) is not None
         return None
 
-    def matches_http(self, path: str, headers: dict[str, str]) -> bool:
+    def matches_http(self, path: str, headers: dict[str, str], query: str = "") -> bool:
         if self._path is not None and not self._path(path):
             return False
         if self._rpc:
@@ -130,11 +132,16 @@ class CompiledRoute:
         for name, test in self._headers:
             if not test(headers.get(name)):
                 return False
+        if self._query:
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            for name, test in self._query:
+                if not test(params.get(name)):
+                    return False
         return True
 
     def matches_rpc(self, request: RpcView) -> bool:
-        if self._path is not None:
-            return False                      # an HTTP path route never matches RPC
+        if self._path is not None or self._query:
+            return False                      # an HTTP path or query route never matches RPC
         for field, test in self._rpc:
             if not test(getattr(request, field)):
                 return False
@@ -234,11 +241,12 @@ class RouteTable:
         vh = self.virtual_host(host)
         if vh is None:
             return None
-        query = path.find("?")
-        if query >= 0:
-            path = path[:query]
+        query = ""
+        mark = path.find("?")
+        if mark >= 0:
+            path, query = path[:mark], path[mark + 1:]
         for route in vh.routes:
-            if route.matches_http(path, headers):
+            if route.matches_http(path, headers, query):
                 return route
         return None
 

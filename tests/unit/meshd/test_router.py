@@ -118,3 +118,20 @@ def test_weighted_clusters_distribution_and_metadata():
         picks[name] += 1
         assert md == ({"env": "prod"} if name == "a" else {"env": "prod", "version": "v2"})
     assert 2800 <= picks["b"] <= 3200
+
+
+def test_query_parameter_matchers():
+    t = table(vh("all", ["*"],
+                 to("exact", prefix="/", query_parameters=[{"name": "env", "exact": "canary"}]),
+                 to("present", prefix="/", query_parameters=[{"name": "debug", "present": True}]),
+                 to("not-v1", prefix="/", query_parameters=[{"name": "v", "prefix": "1", "invert": True},
+                                                           {"name": "v", "present": True}]),
+                 to("default", prefix="/")))
+    assert cluster_of(t, "h", "/x?env=canary") == "exact"
+    assert cluster_of(t, "h", "/x?a=1&env=canary&b") == "exact"
+    assert cluster_of(t, "h", "/x?env=prod") == "default"
+    assert cluster_of(t, "h", "/x?debug") == "present" and cluster_of(t, "h", "/x?debug=") == "present"
+    assert cluster_of(t, "h", "/x?v=2") == "not-v1" and cluster_of(t, "h", "/x?v=1.5") == "default"
+    assert cluster_of(t, "h", "/x") == "default"
+    rpc = table(vh("all", ["*"], to("query", query_parameters=[{"name": "v", "present": False}]), to("any")))
+    assert rpc.match_rpc(Rpc("svc")).action.cluster == "any", "a query route never matches an RPC call"
