@@ -70,6 +70,15 @@ class Source(abc.ABC):
         }
 
 
+#: Publishes a route configuration a source serves, in the config file's ``route_configs`` shape (``None``
+#: withdraws it): ``publish(source, name, config)`` returns None when the daemon took it, or the problem.
+RoutePublisher = Callable[[str, str, "Mapping[str, Any] | None"], "str | None"]
+
+
+def _no_routes(source: str, name: str, config: Mapping[str, Any] | None) -> str | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SourceContext:
     """What the daemon hands a source factory besides the source's own config section."""
@@ -79,6 +88,10 @@ class SourceContext:
     #: Validates one cluster mapping against the daemon's full cluster schema; raises ``ValueError`` naming
     #: the problem (the file source checks whole clusters with it).
     validate_cluster: Callable[[Mapping[str, Any]], None]
+    #: Where a source that serves routes (:attr:`SourceType.routes`) publishes them; validated by the daemon.
+    publish_routes: RoutePublisher = _no_routes
+    #: The route configuration names the daemon's own listeners take from this source.
+    route_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +101,7 @@ class SourceType:
     config: type[Model]
     source: type[Source]
     build: Callable[[Any, SourceContext], Source]
+    routes: bool = False                      # whether its sources also serve route configurations
 
     @property
     def name(self) -> str:

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import time
+from collections import ChainMap
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,12 +24,13 @@ from pydantic import ValidationError
 from discovery.catalog import BY_NAME as SOURCE_TYPES
 from discovery.model import ClusterModel, EndpointSpec, assign_instances
 from discovery.registration import Registry
-from discovery.source import Source, SourceContext
+from discovery.source import RoutePublisher, Source, SourceContext
 from config_center.center import ConfigCenter
 from governance import MetricLogWriter
 from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
-from meshd.config import ClusterConfig, Config, ConfigError, format_errors, load_config
+from meshd.config import (ClusterConfig, Config, ConfigError, DiscoveredRoutes, RouteConfiguration, format_errors,
+                          load_config)
 from meshd.looplag import LoopLagProbe
 from meshd.proxy.context import ListenerContext, Runtime
 from meshd.proxy.governor import Governor
@@ -54,10 +56,13 @@ def validate_cluster_entry(entry: Any) -> None:
         raise ValueError("; ".join(format_errors(exc))) from None
 
 
-def build_source(spec: Any, config: Config) -> Source:
+def build_source(spec: Any, config: Config, publish_routes: RoutePublisher | None = None) -> Source:
     """The source a ``discovery:`` entry describes, built by its type's factory (:mod:`discovery.catalog`)."""
+    route_names = frozenset(lc.route_config.name for lc in config.listeners
+                            if isinstance(lc.route_config, DiscoveredRoutes) and lc.route_config.xds == spec.name)
     ctx = SourceContext(resolve_path=lambda path: str(config.resolve_path(path)),
-                        validate_cluster=validate_cluster_entry)
+                        validate_cluster=validate_cluster_entry, route_names=route_names,
+                        **({"publish_routes": publish_routes} if publish_routes is not None else {}))
     return SOURCE_TYPES[spec.type].build(spec, ctx)
 
 
@@ -72,6 +77,7 @@ class Meshd:
         self.sources: list[Source] = []
         self.listeners: list[Listener] = []
         self.routes = {rc.name: RouteTable(rc) for rc in config.route_configs}
+        self.discovered_routes: dict[str, RouteTable] = {}    # "<source>:<name>" → routes a source serves
         self.clusters: ClusterManager | None = None
         self.runtime: Runtime | None = None
         self.admin: AdminServer | None = None
@@ -96,7 +102,7 @@ class Meshd:
         self.rules = self._config_center()
         await self.rules.start()
         for spec in self.config.discovery:
-            source = build_source(spec, self.config)
+            source = build_source(spec, self.config, self._publish_routes)
             self.sources.append(source)
             await source.start(self.model)
             self.ready_reasons[source.name] = "waiting for first sync"
@@ -110,7 +116,8 @@ class Meshd:
             self.extras.append(self._dashboard(self.config.sentinel_dashboard))
         for extra in self.extras:
             await extra.start()
-        self.admin = AdminServer(self.config, self.runtime, self.rules, sources=self.sources, routes=self.routes,
+        self.admin = AdminServer(self.config, self.runtime, self.rules, sources=self.sources,
+                                 routes=ChainMap(self.routes, self.discovered_routes),
                                  listeners=self.listeners, waiting=self.waiting, drain=self.drain)
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
@@ -158,12 +165,28 @@ class Meshd:
         """Swap in route tables compiled with runtime overrides; listeners drop their cached decisions."""
         self.routes.update(tables)
         for listener in self.listeners:
-            ctx = listener.ctx
-            table = tables.get(ctx.config.route_config or "")
-            if table is not None:
-                ctx.routes = table
-                ctx.rpc_decisions.clear()
-                ctx.rpc_plans.clear()
+            name = listener.ctx.config.route_config
+            if isinstance(name, str) and name in tables:
+                _set_routes(listener.ctx, tables[name])
+
+    def _publish_routes(self, source: str, name: str, config: Any) -> str | None:
+        """A discovery source's route configuration: validated like the config file's, then in force on the
+        listeners that take it (``route_config: {xds: <source>, name: <name>}``); None withdraws it."""
+        key = f"{source}:{name}"
+        if config is None:
+            table = None
+            self.discovered_routes.pop(key, None)
+        else:
+            try:
+                table = RouteTable(RouteConfiguration.model_validate({**config, "name": name}))
+            except ValidationError as exc:
+                return f"route configuration {name!r}: " + "; ".join(format_errors(exc))
+            self.discovered_routes[key] = table
+        for listener in self.listeners:
+            ref = listener.ctx.config.route_config
+            if isinstance(ref, DiscoveredRoutes) and (ref.xds, ref.name) == (source, name):
+                _set_routes(listener.ctx, table)
+        return None
 
     async def _wait_synced(self, source: Source, timeout: float) -> None:
         if await source.wait_synced(timeout):
@@ -174,7 +197,9 @@ class Meshd:
 
     async def add_listener(self, lc: Any) -> Listener:
         """Bind one listener (also at runtime: registry APIs add the Bolt port SOFARPC's mesh client uses)."""
-        routes = self.routes.get(lc.route_config) if lc.route_config else None
+        ref = lc.route_config
+        routes = self.discovered_routes.get(str(ref)) if isinstance(ref, DiscoveredRoutes) else \
+            self.routes.get(ref) if ref else None
         listener = Listener(ListenerContext(lc, routes, self.runtime))
         await listener.start()
         self.listeners.append(listener)
@@ -263,6 +288,12 @@ class Meshd:
         log.info("signal received: draining (up to %.1fs)", self.config.drain_timeout)
         await self.drain()
         await self.stop()
+
+
+def _set_routes(ctx: ListenerContext, table: RouteTable | None) -> None:
+    ctx.routes = table
+    ctx.rpc_decisions.clear()
+    ctx.rpc_plans.clear()
 
 
 def setup_logging(level: str) -> None:

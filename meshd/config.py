@@ -328,11 +328,23 @@ class ClusterConfig(ClusterSettings):
 
 
 # -------------------------------------------------------------------------------------------- listeners
+class DiscoveredRoutes(Model):
+    """A route configuration a discovery source serves: ``{xds: istio, name: "9080"}`` (an RDS name)."""
+
+    xds: Name                                # the discovery source (a type that serves routes, e.g. xds)
+    name: str = Field(min_length=1)
+
+    def __str__(self) -> str:
+        return f"{self.xds}:{self.name}"
+
+
 class ListenerConfig(Model):
     name: Name
     address: ListenAddress
     protocol: Literal["http", "dubbo", "bolt", "auto", "tcp"] = "http"
-    route_config: Name | None = None         # required for http; RPC routes fall back to the interface cluster
+    # required for http (a name of route_configs, or routes a discovery source serves); RPC routes fall back to
+    # the interface cluster
+    route_config: Name | DiscoveredRoutes | None = None
     cluster: Name | None = None              # tcp: the cluster every connection goes to
     route_timeout: Duration = 15.0           # Envoy's default route timeout when a route sets none
     max_frame_size: ByteSize = 8 * 1024 * 1024          # Dubbo's payload default
@@ -372,6 +384,8 @@ def _source_tag(value: Any) -> str | None:
 SOURCE_TYPE_NAMES = tuple(t.name for t in SOURCE_TYPES)
 #: The source types whose sources can register SDK-less apps (``registry_api.*.registry``).
 REGISTRY_SOURCE_TYPES = tuple(t.name for t in SOURCE_TYPES if issubclass(t.source, Registry))
+#: The source types that serve route configurations (a listener's ``route_config: {xds: <source>, name: ...}``).
+ROUTE_SOURCE_TYPES = tuple(t.name for t in SOURCE_TYPES if t.routes)
 
 DiscoverySource = Annotated[
     Union[tuple(Annotated[t.config, Tag(t.name)] for t in SOURCE_TYPES)],  # type: ignore[misc]
@@ -521,11 +535,19 @@ class Config(Model):
         _unique("clusters", [x.name for x in self.clusters])
         _unique("discovery", [x.name for x in self.discovery])
         routes = {r.name for r in self.route_configs}
+        sources = {s.name: s for s in self.discovery}
         for i, listener in enumerate(self.listeners):
-            if listener.route_config is not None and listener.route_config not in routes:
+            ref = listener.route_config
+            if isinstance(ref, DiscoveredRoutes):
+                source = sources.get(ref.xds)
+                if source is None or source.type not in ROUTE_SOURCE_TYPES:
+                    raise PydanticCustomError("reference", "listeners[{i}].route_config.xds: {name} is not a discovery "
+                                              "source that serves routes ({types})",
+                                              {"i": i, "name": repr(ref.xds),
+                                               "types": ", ".join(ROUTE_SOURCE_TYPES) or "none is configured"})
+            elif ref is not None and ref not in routes:
                 raise PydanticCustomError("reference", "listeners[{i}].route_config: no route configuration named "
                                           "{name}", {"i": i, "name": repr(listener.route_config)})
-        sources = {s.name: s for s in self.discovery}
         for api_name in ("sofa", "dubbo"):
             api = getattr(self.registry_api, api_name)
             if api is None:

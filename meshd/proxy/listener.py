@@ -41,5 +41,7 @@ class Listener:
 
     def to_json(self) -> dict:
         c = self.ctx.config
+        ref = c.route_config
         return {"name": c.name, "protocol": c.protocol, "address": c.address, "bound": self.bound,
-                "route_config": c.route_config, "cluster": c.cluster}
+                "route_config": ref if ref is None or isinstance(ref, str) else ref.model_dump(), "cluster": c.cluster,
+                "routes_in_force": self.ctx.routes is not None}
