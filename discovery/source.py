@@ -13,7 +13,9 @@ builder and the list of known types that ``meshd validate`` prints. Adding a sou
 module (or folder) with its declaration, and one line in the catalog.
 
 A source that can also register the local application (publish providers, subscribe consumers) is a
-:class:`~discovery.registration.Registry` as well; the registry APIs accept any such source.
+:class:`~discovery.registration.Registry` as well; the registry APIs accept any such source. A source may
+also offer ``collect()`` (a prometheus-client collector: the daemon registers it) and ``config_dump()``
+(what it accepted, for ``/config_dump``).
 """
 
 from __future__ import annotations
@@ -70,12 +72,13 @@ class Source(abc.ABC):
         }
 
 
-#: Publishes a route configuration a source serves, in the config file's ``route_configs`` shape (``None``
-#: withdraws it): ``publish(source, name, config)`` returns None when the daemon took it, or the problem.
-RoutePublisher = Callable[[str, str, "Mapping[str, Any] | None"], "str | None"]
+#: Publishes route configurations a source serves, in the config file's ``route_configs`` shape:
+#: ``publish(source, {name: config or None (withdrawn)})`` validates them all, then puts them all in force;
+#: it returns None, or the problems (and then changes nothing), for the source's NACK.
+RoutePublisher = Callable[[str, "Mapping[str, Mapping[str, Any] | None]"], "str | None"]
 
 
-def _no_routes(source: str, name: str, config: Mapping[str, Any] | None) -> str | None:
+def _no_routes(source: str, configs: Mapping[str, Mapping[str, Any] | None]) -> str | None:
     return None
 
 

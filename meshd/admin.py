@@ -108,7 +108,9 @@ class AdminServer:
 
     async def config_dump(self, request: web.Request) -> web.Response:
         # SecretStr fields dump as '**********' in JSON mode: secrets never leave the process.
-        return _json(self.config.model_dump(mode="json"))
+        dump = self.config.model_dump(mode="json")
+        dump["dynamic"] = {s.name: s.config_dump() for s in self.sources if hasattr(s, "config_dump")}
+        return _json(dump)
 
     async def prometheus(self, request: web.Request) -> web.Response:
         return web.Response(body=self.runtime.stats.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

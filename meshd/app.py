@@ -104,6 +104,8 @@ class Meshd:
         for spec in self.config.discovery:
             source = build_source(spec, self.config, self._publish_routes)
             self.sources.append(source)
+            if hasattr(source, "collect"):
+                self.stats.registry.register(source)
             await source.start(self.model)
             self.ready_reasons[source.name] = "waiting for first sync"
             self._sync_waits.append(asyncio.create_task(self._wait_synced(source, source.sync_timeout)))
@@ -169,23 +171,31 @@ class Meshd:
             if isinstance(name, str) and name in tables:
                 _set_routes(listener.ctx, tables[name])
 
-    def _publish_routes(self, source: str, name: str, config: Any) -> str | None:
-        """A discovery source's route configuration: validated like the config file's, then in force on the
-        listeners that take it (``route_config: {xds: <source>, name: <name>}``); None withdraws it."""
-        key = f"{source}:{name}"
-        if config is None:
-            table = None
-            self.discovered_routes.pop(key, None)
-        else:
+    def _publish_routes(self, source: str, configs: Any) -> str | None:
+        """A discovery source's route configurations: all validated like the config file's, then all in force
+        on the listeners that take them (``route_config: {xds: <source>, name: <name>}``); None withdraws one."""
+        tables: dict[str, RouteTable | None] = {}
+        problems = []
+        for name, config in configs.items():
+            if config is None:
+                tables[name] = None
+                continue
             try:
-                table = RouteTable(RouteConfiguration.model_validate({**config, "name": name}))
+                tables[name] = RouteTable(RouteConfiguration.model_validate({**config, "name": name}))
             except ValidationError as exc:
-                return f"route configuration {name!r}: " + "; ".join(format_errors(exc))
-            self.discovered_routes[key] = table
+                problems.append(f"route configuration {name!r}: " + "; ".join(format_errors(exc)))
+        if problems:
+            return "; ".join(problems)
+        for name, table in tables.items():
+            key = f"{source}:{name}"
+            if table is None:
+                self.discovered_routes.pop(key, None)
+            else:
+                self.discovered_routes[key] = table
         for listener in self.listeners:
             ref = listener.ctx.config.route_config
-            if isinstance(ref, DiscoveredRoutes) and (ref.xds, ref.name) == (source, name):
-                _set_routes(listener.ctx, table)
+            if isinstance(ref, DiscoveredRoutes) and ref.xds == source and ref.name in tables:
+                _set_routes(listener.ctx, tables[ref.name])
         return None
 
     async def _wait_synced(self, source: Source, timeout: float) -> None:
