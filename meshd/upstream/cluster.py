@@ -340,9 +340,9 @@ class ClusterManager:
         if diff.settings_changed:
             self._reconfigure(runtime)
         removed = runtime.apply(diff)
-        for host in removed:
+        for host in removed:                  # what was sent to a removed host still gets its answer
             for pool in host.pools.values():
-                pool.close()
+                pool.retire()
         self._notify(runtime, diff, removed)
 
     def _notify(self, runtime: ClusterRuntime, diff: ClusterDiff, removed: list[Host]) -> None:

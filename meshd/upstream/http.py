@@ -245,6 +245,12 @@ class HttpPool:
         for conn in list(self.state.idle) + list(self.state.busy):
             conn.close()
 
+    def retire(self) -> None:
+        """The host left its cluster: idle connections close now, busy ones when their exchange is done."""
+        self._closed = True
+        for conn in list(self.state.idle):
+            conn.close()
+
     def describe(self) -> dict:
         s = self.state
         return {"idle": len(s.idle), "busy": len(s.busy), "connecting": s.connecting, "waiting": len(s.waiters),

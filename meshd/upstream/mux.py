@@ -34,7 +34,7 @@ ID_LIMIT = 0x7FFFFFFF      # ids stay positive int32: valid for Dubbo (int64) an
 
 class MuxConnection(asyncio.Protocol):
     __slots__ = ("pool", "adapter", "transport", "decoder", "inflight", "next_id", "closed", "draining",
-                 "last_rx", "missed", "heartbeat_id", "patch", "write_paused")
+                 "last_rx", "missed", "heartbeat_id", "patch", "write_paused", "retiring")
 
     def __init__(self, pool: "MuxPool") -> None:
         self.pool = pool
@@ -50,6 +50,7 @@ class MuxConnection(asyncio.Protocol):
         self.missed = 0
         self.heartbeat_id = -1
         self.write_paused = False             # the provider reads slower than we send: take no new request
+        self.retiring = False                 # the host left its cluster: close once the last answer is in
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -68,6 +69,14 @@ class MuxConnection(asyncio.Protocol):
     def cancel(self, uid: int) -> None:
         """Forget ``uid`` (its requester gave up): a late response will be dropped."""
         self.inflight.pop(uid, None)
+        if self.retiring and not self.inflight:
+            self.close()
+
+    def retire(self) -> None:
+        """Take no new request; close now if nothing is in flight, else once the last answer arrived."""
+        self.draining = self.retiring = True
+        if not self.inflight:
+            self.close()
 
     def heartbeat(self) -> None:
         uid = self.next_id = self.next_id + 1 if self.next_id < ID_LIMIT else 1
@@ -112,6 +121,8 @@ class MuxConnection(asyncio.Protocol):
                         self.pool.host.address, exc)
             self.close()
         finally:
+            if self.retiring and not self.inflight:
+                self.close()
             writebatch.end()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -266,6 +277,17 @@ class MuxPool:
         self._closed = True
         for conn in list(self.conns):
             conn.close()
+        self._fail_waiters()
+
+    def retire(self) -> None:
+        """The host left its cluster: no new request; in-flight ones get their answers, then each connection
+        closes (a provider removed from the registry is usually still serving what it was sent)."""
+        self._closed = True
+        for conn in list(self.conns):
+            conn.retire()
+        self._fail_waiters()
+
+    def _fail_waiters(self) -> None:
         waiters, self.waiters = self.waiters, deque()
         self.cluster.pending -= len(waiters)
         for w in waiters:
