@@ -90,12 +90,12 @@ def check_regex(value: str) -> str:
 
 Regex = Annotated[str, BeforeValidator(lambda v: check_regex(v) if isinstance(v, str) else v)]
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:\-/@$]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-/@$|]+$")
 
 
 def check_name(value: Any) -> Any:
     if isinstance(value, str) and not _NAME.match(value):
-        raise PydanticCustomError("name", "{value} is not a valid name (letters, digits, _ . : - / @ $)",
+        raise PydanticCustomError("name", "{value} is not a valid name (letters, digits, _ . : - / @ $ |)",
                                   {"value": repr(value)})
     return value
 

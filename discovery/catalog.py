@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from discovery import file, zookeeper
 from discovery.source import SourceType
+from discovery.xds import config as xds
 
 SOURCE_TYPES: tuple[SourceType, ...] = (
     file.SOURCE,
     zookeeper.SOURCE,
+    xds.SOURCE,
 )
 
 BY_NAME: dict[str, SourceType] = {t.name: t for t in SOURCE_TYPES}

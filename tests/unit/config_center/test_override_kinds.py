@@ -87,4 +87,4 @@ def test_cluster_overrides_reach_existing_clusters_and_ones_created_later():
 def test_override_names_must_be_names():
     store = RuleStore([cluster_kind(lambda overrides: None)])
     assert store.push("http", "clusters", {"a b": {}}).errors == ("clusters: 'a b' is not a valid name "
-                                                                 "(letters, digits, _ . : - / @ $)",)
+                                                                 "(letters, digits, _ . : - / @ $ |)",)

@@ -15,6 +15,9 @@ EXAMPLES = {
     "file": {"type": "file", "name": "clusters-file", "path": "clusters.yaml", "poll_interval": "100ms"},
     "zookeeper": {"type": "zookeeper", "name": "zk", "servers": "127.0.0.1:2181", "layout": "sofarpc",
                   "services": ["com.example.Calc"], "sync_timeout": "2s"},
+    "xds": {"type": "xds", "name": "istio", "server": "127.0.0.1:15010", "initial_fetch_timeout": "2s",
+            "node": {"id": "sidecar~10.0.0.5~app-1.default~default.svc.cluster.local", "cluster": "app",
+                     "locality": {"region": "r1"}, "metadata": {"ISTIO_VERSION": "1.24.0"}}},
 }
 
 
