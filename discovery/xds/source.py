@@ -77,6 +77,9 @@ class XdsSource(Source):
         self.connected = False
         self._missing: set[tuple[str, str]] = set()
         self._seen_cds = False
+        self._raw: dict[str, dict[str, bytes]] = {}                # type → name → accepted resource bytes
+        self._decoded: dict[str, dict[str, Any]] = {}              # type → name → its decoded value
+        self._pending_cache: tuple = (None, {}, set())
         self._unsubscribe_model: Callable[[], None] | None = None
         self._sync_timer: asyncio.TimerHandle | None = None
 
@@ -139,6 +142,7 @@ class XdsSource(Source):
             self.last_error = f"{kind} v{update.version} rejected: {error}"
             log.warning("xds %s: NACK %s version %s: %s", self.name, kind, update.version, error)
             return error
+        self._commit_cache()
         self.counts[(kind, "ack")] = self.counts.get((kind, "ack"), 0) + 1
         self.last_accepted[kind] = self._clock()
         known = self.versions[update.type_url]
@@ -149,15 +153,37 @@ class XdsSource(Source):
         self._check_synced()
         return None
 
-    @staticmethod
-    def _decode_all(update: Update, decode: Callable[[Any], Any]) -> tuple[dict[str, Any], list[str]]:
-        out, errors = {}, []
+    def _decode_all(self, update: Update, decode: Callable[[Any], Any]) -> tuple[dict[str, Any], set[str], list[str]]:
+        """Every resource of the response decoded, the names whose bytes changed since accepted, the errors.
+
+        A SotW server may send every resource of a type on each change (5,000 assignments for one moved
+        endpoint): a resource whose bytes are those already accepted is not decoded again."""
+        raw, cache = self._raw.setdefault(update.type_url, {}), self._decoded.setdefault(update.type_url, {})
+        out: dict[str, Any] = {}
+        changed: set[str] = set()
+        errors: list[str] = []
         for name, any_ in update.resources.items():
+            if raw.get(name) == any_.value:
+                out[name] = cache[name]
+                continue
             try:
                 out[name] = decode(any_)
+                changed.add(name)
             except res.ResourceError as exc:
                 errors.append(str(exc))
-        return out, errors
+        if not errors:
+            self._pending_cache = (update, out, changed)
+        return out, changed, errors
+
+    def _commit_cache(self) -> None:
+        """The response was accepted: remember its resources' bytes and decoded values."""
+        update, out, changed = self._pending_cache
+        raw, cache = self._raw[update.type_url], self._decoded[update.type_url]
+        for name in changed:
+            raw[name], cache[name] = update.resources[name].value, out[name]
+        for name in update.removed:
+            raw.pop(name, None)
+            cache.pop(name, None)
 
     def _next_state(self, current: dict[str, Any], update: Update, decoded: dict[str, Any],
                     full_state: bool) -> dict[str, Any]:
@@ -169,7 +195,7 @@ class XdsSource(Source):
         return state
 
     def _clusters(self, update: Update) -> str | None:
-        decoded, errors = self._decode_all(update, res.decode_cluster)
+        decoded, changed, errors = self._decode_all(update, res.decode_cluster)
         if errors:
             return "; ".join(errors)
         state = self._next_state(self.clusters, update, decoded, full_state=True)
@@ -180,8 +206,8 @@ class XdsSource(Source):
             target = self.merged.pop(name, None)
             if target is not None:
                 self.model.withdraw(self.name, target)
-        for name, cluster in decoded.items():
-            if previous.get(name) != cluster:     # a full-state response repeats the unchanged ones
+        for name in changed:                  # a full-state response repeats the unchanged ones
+            if previous.get(name) != decoded[name]:
                 self._apply_cluster(name)
         self._subscribe_endpoints()
         return None
@@ -198,22 +224,25 @@ class XdsSource(Source):
         return assignment.endpoints if assignment is not None else ()
 
     def _assignments(self, update: Update) -> str | None:
-        decoded, errors = self._decode_all(update, res.decode_assignment)
+        decoded, changed, errors = self._decode_all(update, res.decode_assignment)
         if errors:
             return "; ".join(errors)
         self.assignments = self._next_state(self.assignments, update, decoded, full_state=False)
-        for service in set(decoded) | set(update.removed):
+        by_service: dict[str, list[str]] = {}
+        for name, cluster in self.clusters.items():
+            if cluster.endpoints is None:
+                by_service.setdefault(cluster.eds_service_name, []).append(name)
+        for service in changed | set(update.removed):
             self._missing.discard((ENDPOINT, service))
-            for name, cluster in self.clusters.items():
-                if cluster.endpoints is None and cluster.eds_service_name == service:
-                    self._apply_cluster(name)
+            for name in by_service.get(service, ()):
+                self._apply_cluster(name)
         return None
 
     def _routes(self, update: Update) -> str | None:
-        decoded, errors = self._decode_all(update, res.decode_route_configuration)
+        decoded, changed, errors = self._decode_all(update, res.decode_route_configuration)
         if errors:
             return "; ".join(errors)
-        configs: dict[str, Any] = {name: routes.config for name, routes in decoded.items()}
+        configs: dict[str, Any] = {name: decoded[name].config for name in changed}
         configs.update({name: None for name in update.removed if name in self.routes})
         problem = self.publish_routes(self.name, configs)
         if problem is not None:
@@ -224,11 +253,12 @@ class XdsSource(Source):
         return None
 
     def _listeners(self, update: Update) -> str | None:
-        decoded, errors = self._decode_all(update, res.decode_listener)
+        decoded, changed, errors = self._decode_all(update, res.decode_listener)
         if errors:
             return "; ".join(errors)
         state = self._next_state(self.listeners, update, decoded, full_state=True)
-        inline = {lst.name: lst.inline_routes.config for lst in decoded.values() if lst.inline_routes is not None}
+        inline = {name: decoded[name].inline_routes.config for name in changed
+                  if decoded[name].inline_routes is not None}
         inline.update({name: None for name, lst in self.listeners.items()
                        if name not in state and lst.inline_routes is not None})
         if inline:
