@@ -82,6 +82,12 @@ def _no_routes(source: str, configs: Mapping[str, Mapping[str, Any] | None]) -> 
     return None
 
 
+#: Publishes listeners a source serves, in the config file's ``listeners`` shape (``None`` removes one):
+#: ``publish(source, {name: listener or None})`` validates them all (None, or the problems, for a NACK), then
+#: binds and unbinds in the background (a port that cannot be bound is logged and shown on ``/listeners``).
+ListenerPublisher = Callable[[str, "Mapping[str, Mapping[str, Any] | None]"], "str | None"]
+
+
 @dataclass(frozen=True, slots=True)
 class SourceContext:
     """What the daemon hands a source factory besides the source's own config section."""
@@ -95,6 +101,8 @@ class SourceContext:
     publish_routes: RoutePublisher = _no_routes
     #: The route configuration names the daemon's own listeners take from this source.
     route_names: frozenset[str] = frozenset()
+    #: Where a source that serves listeners publishes them (the xDS source with ``listeners`` in resources).
+    publish_listeners: ListenerPublisher = _no_routes
 
 
 @dataclass(frozen=True, slots=True)

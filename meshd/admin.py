@@ -45,13 +45,15 @@ class AdminServer:
 
     def __init__(self, config: "Config", runtime: "Runtime", rules: "ConfigCenter", *, sources: Sequence["Source"],
                  routes: Mapping[str, "RouteTable"], listeners: Sequence["Listener"],
-                 waiting: Callable[[], Mapping[str, str]], drain: Callable[[], Awaitable[Any]]) -> None:
+                 waiting: Callable[[], Mapping[str, str]], drain: Callable[[], Awaitable[Any]],
+                 listener_errors: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.runtime = runtime
         self.rules = rules
         self.sources = sources
         self.route_tables = routes
         self.listener_list = listeners
+        self.listener_errors = listener_errors if listener_errors is not None else {}
         self.waiting = waiting
         self.start_drain = drain
         self.web = web.Application()
@@ -104,7 +106,8 @@ class AdminServer:
         return _json({"route_configs": [t.to_json() for t in self.route_tables.values()]})
 
     async def listeners(self, request: web.Request) -> web.Response:
-        return _json({"listeners": [x.to_json() for x in self.listener_list], "admin": self.bound})
+        return _json({"listeners": [x.to_json() for x in self.listener_list], "admin": self.bound,
+                      "errors": dict(self.listener_errors)})
 
     async def config_dump(self, request: web.Request) -> web.Response:
         # SecretStr fields dump as '**********' in JSON mode: secrets never leave the process.

@@ -24,13 +24,13 @@ from pydantic import ValidationError
 from discovery.catalog import BY_NAME as SOURCE_TYPES
 from discovery.model import ClusterModel, EndpointSpec, assign_instances
 from discovery.registration import Registry
-from discovery.source import RoutePublisher, Source, SourceContext
+from discovery.source import ListenerPublisher, RoutePublisher, Source, SourceContext
 from config_center.center import ConfigCenter
 from governance import MetricLogWriter
 from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
-from meshd.config import (ClusterConfig, Config, ConfigError, DiscoveredRoutes, RouteConfiguration, format_errors,
-                          load_config)
+from meshd.config import (ClusterConfig, Config, ConfigError, DiscoveredRoutes, ListenerConfig, RouteConfiguration,
+                          format_errors, load_config)
 from meshd.looplag import LoopLagProbe
 from meshd.proxy.context import ListenerContext, Runtime
 from meshd.proxy.governor import Governor
@@ -56,13 +56,15 @@ def validate_cluster_entry(entry: Any) -> None:
         raise ValueError("; ".join(format_errors(exc))) from None
 
 
-def build_source(spec: Any, config: Config, publish_routes: RoutePublisher | None = None) -> Source:
+def build_source(spec: Any, config: Config, publish_routes: RoutePublisher | None = None,
+                 publish_listeners: ListenerPublisher | None = None) -> Source:
     """The source a ``discovery:`` entry describes, built by its type's factory (:mod:`discovery.catalog`)."""
     route_names = frozenset(lc.route_config.name for lc in config.listeners
                             if isinstance(lc.route_config, DiscoveredRoutes) and lc.route_config.xds == spec.name)
+    publishers = {k: v for k, v in (("publish_routes", publish_routes), ("publish_listeners", publish_listeners))
+                  if v is not None}
     ctx = SourceContext(resolve_path=lambda path: str(config.resolve_path(path)),
-                        validate_cluster=validate_cluster_entry, route_names=route_names,
-                        **({"publish_routes": publish_routes} if publish_routes is not None else {}))
+                        validate_cluster=validate_cluster_entry, route_names=route_names, **publishers)
     return SOURCE_TYPES[spec.type].build(spec, ctx)
 
 
@@ -78,6 +80,8 @@ class Meshd:
         self.listeners: list[Listener] = []
         self.routes = {rc.name: RouteTable(rc) for rc in config.route_configs}
         self.discovered_routes: dict[str, RouteTable] = {}    # "<source>:<name>" → routes a source serves
+        self.listener_errors: dict[str, str] = {}             # discovered listeners that could not be bound
+        self._tasks: set[asyncio.Task] = set()
         self.clusters: ClusterManager | None = None
         self.runtime: Runtime | None = None
         self.admin: AdminServer | None = None
@@ -102,7 +106,7 @@ class Meshd:
         self.rules = self._config_center()
         await self.rules.start()
         for spec in self.config.discovery:
-            source = build_source(spec, self.config, self._publish_routes)
+            source = build_source(spec, self.config, self._publish_routes, self._publish_listeners)
             self.sources.append(source)
             if hasattr(source, "collect"):
                 self.stats.registry.register(source)
@@ -120,7 +124,8 @@ class Meshd:
             await extra.start()
         self.admin = AdminServer(self.config, self.runtime, self.rules, sources=self.sources,
                                  routes=ChainMap(self.routes, self.discovered_routes),
-                                 listeners=self.listeners, waiting=self.waiting, drain=self.drain)
+                                 listeners=self.listeners, listener_errors=self.listener_errors, waiting=self.waiting,
+                                 drain=self.drain)
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
         self._sweeper = asyncio.create_task(self._sweep())
@@ -198,6 +203,42 @@ class Meshd:
                 _set_routes(listener.ctx, tables[ref.name])
         return None
 
+    def _publish_listeners(self, source: str, specs: Any) -> str | None:
+        """Listeners a discovery source serves: all validated like the config file's, then (re)bound or
+        closed in the background; a listener the source no longer serves stops accepting (its open
+        connections finish)."""
+        configs: dict[str, ListenerConfig | None] = {}
+        problems = []
+        for name, spec in specs.items():
+            try:
+                configs[name] = None if spec is None else ListenerConfig.model_validate(spec)
+            except ValidationError as exc:
+                problems.append(f"listener {name!r}: " + "; ".join(format_errors(exc)))
+        if problems:
+            return "; ".join(problems)
+        task = asyncio.ensure_future(self._rebind(configs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _rebind(self, configs: dict[str, ListenerConfig | None]) -> None:
+        for name, lc in configs.items():
+            old = next((x for x in self.listeners if x.ctx.config.name == name), None)
+            if old is not None and lc is not None and old.ctx.config == lc:
+                continue
+            if old is not None:
+                old.stop_accepting()
+                self.listeners.remove(old)
+                log.info("listener %s closed (no longer served by discovery)", name)
+            if lc is not None:
+                try:
+                    await self.add_listener(lc)
+                except OSError as exc:
+                    log.error("listener %s from discovery: cannot bind %s: %s", name, lc.address, exc)
+                    self.listener_errors[name] = f"cannot bind {lc.address}: {exc.strerror or exc}"
+                else:
+                    self.listener_errors.pop(name, None)
+
     async def _wait_synced(self, source: Source, timeout: float) -> None:
         if await source.wait_synced(timeout):
             self.ready_reasons.pop(source.name, None)
@@ -223,8 +264,10 @@ class Meshd:
     def waiting(self) -> dict[str, str]:
         """What ``/ready`` still waits for: sources not synced yet, listeners not bound yet (empty: ready)."""
         reasons = dict(self.ready_reasons)
-        if len(self.listeners) < len(self.config.listeners):
-            reasons["listeners"] = f"{len(self.listeners)} of {len(self.config.listeners)} bound"
+        bound = {x.ctx.config.name for x in self.listeners}
+        unbound = [lc.name for lc in self.config.listeners if lc.name not in bound]
+        if unbound:
+            reasons["listeners"] = f"not bound yet: {', '.join(unbound)}"
         return reasons
 
     async def _sweep(self) -> None:

@@ -103,7 +103,8 @@ def build(spec: XdsSourceConfig, ctx: SourceContext) -> XdsSource:
         locality=(node.locality.region, node.locality.zone, node.locality.sub_zone), metadata=dict(node.metadata),
         delta=spec.delta, resources=tuple(spec.resources), merge=spec.merge,
         initial_fetch_timeout=spec.initial_fetch_timeout, tls=tls, route_names=ctx.route_names,
-        publish_routes=ctx.publish_routes)
+        publish_routes=ctx.publish_routes, publish_listeners=ctx.publish_listeners,
+        listener_addresses=spec.listener_addresses)
 
 
 SOURCE = SourceType(XdsSourceConfig, XdsSource, build, routes=True)

@@ -5,6 +5,11 @@ names the daemon's listeners take from this source (``route_config: {xds: <name>
 those the accepted LDS listeners reference (with ``listeners`` in ``resources``: LDS by wildcard). Every
 change of an accepted set re-subscribes (:mod:`discovery.xds.transport` does the wire protocol).
 
+Listeners (with ``listeners`` in ``resources``). An LDS listener with a socket address and an HTTP
+connection manager becomes a meshd HTTP listener ``<source>:<name>`` at its port, on 127.0.0.1 unless
+``listener_addresses: any``, taking its routes by RDS name or inline (published under the listener's
+name); one the control plane drops stops accepting. ``api_listener`` resources (gRPC's) only name routes.
+
 Decode, validate, then apply. Each response is decoded whole (:mod:`discovery.xds.resources`); any
 resource that fails is a NACK of the response, naming the resource and the field, and nothing of it is
 applied. Route configurations are validated once more by the daemon (its config model) before the
@@ -34,7 +39,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from discovery.model import ClusterDiff, ClusterModel, EndpointSpec
-from discovery.source import RoutePublisher, Source
+from discovery.source import ListenerPublisher, RoutePublisher, Source
 from discovery.xds import resources as res
 from discovery.xds.transport import CLUSTER, ENDPOINT, LISTENER, ROUTE, WILDCARD, AdsClient, Update
 
@@ -53,6 +58,7 @@ class XdsSource(Source):
                  merge: str = "service", initial_fetch_timeout: float = 15.0,
                  tls: tuple[bytes | None, bytes | None, bytes | None] | None = None,
                  route_names: frozenset[str] = frozenset(), publish_routes: RoutePublisher | None = None,
+                 publish_listeners: ListenerPublisher | None = None, listener_addresses: str = "loopback",
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(name)
         self.server = server
@@ -63,6 +69,8 @@ class XdsSource(Source):
         self.tls = tls
         self.route_names = frozenset(route_names)
         self.publish_routes: RoutePublisher = publish_routes or (lambda source, configs: None)
+        self.publish_listeners: ListenerPublisher = publish_listeners or (lambda source, specs: None)
+        self.listener_addresses = listener_addresses
         self._clock = clock
         self.client: AdsClient | None = None
         self.clusters: dict[str, res.XdsCluster] = {}
@@ -265,9 +273,26 @@ class XdsSource(Source):
             problem = self.publish_routes(self.name, inline)
             if problem is not None:
                 return problem
+        specs = {f"{self.name}:{name}": self._listener_spec(decoded[name]) for name in changed
+                 if decoded[name].address}
+        specs.update({f"{self.name}:{name}": None for name, lst in self.listeners.items()
+                      if name not in state and lst.address})
+        if specs:
+            problem = self.publish_listeners(self.name, specs)
+            if problem is not None:
+                return problem
         self.listeners = state
         self._subscribe_routes()
         return None
+
+    def _listener_spec(self, listener: res.XdsListener) -> dict[str, Any]:
+        """The meshd HTTP listener an LDS listener becomes: on loopback, at its port, unless allowed more."""
+        host, _, port = listener.address.rpartition(":")
+        if self.listener_addresses == "loopback" and host.strip("[]") not in ("127.0.0.1", "::1", "localhost"):
+            host = "127.0.0.1"
+        routes = listener.route_config_name if listener.route_config_name else listener.name
+        return {"name": f"{self.name}:{listener.name}", "address": f"{host}:{port}", "protocol": "http",
+                "route_config": {"xds": self.name, "name": routes}}
 
     # -- subscriptions --------------------------------------------------------------------------------
     def _subscribe_endpoints(self) -> None:

@@ -216,3 +216,46 @@ def test_dual_mode_one_dubbo_interface_in_zookeeper_and_in_xds(meshd_run, provid
     stop.set()
     thread.join(10)
     assert answers and set(answers) == {20}, Counter(answers)
+
+
+def socket_listener(name: str, port: int, route_config_name: str) -> object:
+    """A sidecar-style Listener on 0.0.0.0:<port>: one filter chain, HCM with RDS over ADS, router last."""
+    from envoy.config.core.v3 import address_pb2
+    from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+    from envoy.extensions.filters.http.router.v3 import router_pb2
+    from google.protobuf import any_pb2
+
+    def pack(message):
+        packed = any_pb2.Any()
+        packed.Pack(message)
+        return packed
+
+    manager = hcm.HttpConnectionManager(
+        stat_prefix=name, rds=hcm.Rds(config_source=istio._ads(), route_config_name=route_config_name),
+        http_filters=[hcm.HttpFilter(name=istio.ROUTER_FILTER, typed_config=pack(router_pb2.Router()))])
+    return listener_pb2.Listener(
+        name=name, address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address="0.0.0.0",
+                                                                                         port_value=port)),
+        filter_chains=[listener_components_pb2.FilterChain(filters=[listener_components_pb2.Filter(
+            name="envoy.filters.network.http_connection_manager", typed_config=pack(manager))])])
+
+
+def test_lds_listeners_become_meshd_listeners_on_loopback(meshd_run, xds_server, mesh):
+    from integration.ports import free_port
+    from integration.xds.snapshot import LISTENER
+    port = free_port()
+    name = f"0.0.0.0_{port}"
+    xds_server.upsert(socket_listener(name, port, ROUTES))
+    source = {**xds_source(xds_server, False), "resources": ["clusters", "endpoints", "routes", "listeners"]}
+    m = meshd_run({"discovery": [source], "access_log": {"path": None}})
+    eventually(lambda: any(x["name"] == f"istio:{name}" for x in m.admin_json("/listeners")["listeners"]),
+               "the LDS listener bound")
+    bound = next(x for x in m.admin_json("/listeners")["listeners"] if x["name"] == f"istio:{name}")
+    assert bound["bound"] == f"127.0.0.1:{port}", "0.0.0.0 in LDS binds loopback unless the config allows more"
+    assert get(port, headers={"x-canary": "yes"}) == (200, "v2"), "its RDS routes are in force"
+    xds_server.remove(LISTENER, name)
+    eventually(lambda: all(x["name"] != f"istio:{name}" for x in m.admin_json("/listeners")["listeners"]),
+               "the removed LDS listener closed")
+    with pytest.raises(OSError):
+        get(port)
