@@ -1,9 +1,10 @@
-"""The demo's providers: a tiny HTTP/1.1 server that says who answered.
+"""The demo's providers: a tiny HTTP/1.1 server and a tiny Dubbo provider that say who answered.
 
-Every answer is JSON ``{"server", "method", "path", "headers"}`` with the header ``x-backend: <name>``;
+HTTP: every answer is JSON ``{"server", "method", "path", "headers"}`` with the header ``x-backend: <name>``;
 a request header ``x-backend-status: 503`` asks for that status instead of 200, which is how the demo
-shows a retried 5xx. Keep-alive and pipelining as HTTP/1.1 has them; nothing else (the scriptable test
-backends are in the ``integration`` package, which the product never imports).
+shows a retried 5xx. Keep-alive and pipelining as HTTP/1.1 has them. Dubbo: every call is answered
+``"<name>: <method> <first argument>"``, heartbeats are acknowledged. Nothing else: the scriptable test
+servers are in the ``integration`` package, which the product never imports.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 
 import httptools
 
-from meshd.codec import http1
+from meshd.codec import dubbo, http1
+from meshd.codec.base import NEED_DATA, CodecError
 
 
 class _Conn(asyncio.Protocol):
@@ -66,6 +68,49 @@ class DemoBackend:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Conn(self.name.encode()), self.host, self.port,
                                                 reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+class _DubboConn(asyncio.Protocol):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.decoder = dubbo.DubboDecoder()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.decoder.receive_data(data)
+            while (ev := self.decoder.next_event()) is not NEED_DATA:
+                if isinstance(ev, dubbo.DubboHeartbeat) and ev.twoway:
+                    self.transport.write(dubbo.encode_heartbeat_ack(ev.request_id))
+                elif isinstance(ev, dubbo.DubboRequest) and ev.twoway:
+                    call = ev.invocation()
+                    argument = call.args[0] if call.args else ""
+                    self.transport.write(dubbo.encode_response(
+                        ev.request_id, f"{self.name}: {call.head.method} {argument}"))
+        except CodecError:
+            self.transport.close()
+
+
+class DemoDubboProvider:
+    """A Dubbo provider answering every call with ``"<name>: <method> <first argument>"``."""
+
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.name, self.host, self.port = name, host, port
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> "DemoDubboProvider":
+        self._server = await asyncio.get_running_loop().create_server(lambda: _DubboConn(self.name), self.host,
+                                                                      self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

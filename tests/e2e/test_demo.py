@@ -97,6 +97,22 @@ def test_the_demo_serves_every_line_it_prints_and_stops_cleanly_on_ctrl_c():
         assert re.search(r'meshd_requests_total\{.*cluster="backend".*\} [1-9]', sh(prometheus))
         assert json.loads(sh(config_dump))["listeners"][0]["name"] == "http-egress"
 
+        # dual mode: the Dubbo interface's provider from the clusters file and the one from xDS answer in turn
+        call_loop = next(line.strip() for line in printed if line.strip().startswith("for i in"))
+        answers = sh(call_loop).split()
+        assert {a.strip('"') for a in answers if a.startswith('"dubbo-provider')} == {
+            "dubbo-provider-from-file:", "dubbo-provider-from-xds:"}, answers
+        xds_file = Path(re.search(r"Edit (\S+xds-endpoints\.yaml)", "".join(printed)).group(1))
+        spare = re.search(r"try port (\d+)", "".join(printed)).group(1)
+        xds_file.write_text(re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{spare}", xds_file.read_text()))
+        deadline = time.monotonic() + 5
+        while "dubbo-provider-from-xds-2:" not in sh(call_loop) + sh(call_loop):
+            assert time.monotonic() < deadline, "the edited xDS endpoints were not pushed within 5 s"
+            time.sleep(0.2)
+        by_source = {e["address"]: e["sources"] for c in json.loads(sh(clusters))["clusters"]
+                     if c["name"] == "org.example.DemoService" for e in c["endpoints"]}
+        assert sorted(map(tuple, by_source.values())) == [("demo-file",), ("demo-xds",)], by_source
+
         # the clusters file applies live: without v2, every request reaches v1
         text = clusters_file.read_text()
         clusters_file.write_text("\n".join(line for line in text.splitlines() if "version: v2" not in line) + "\n")
