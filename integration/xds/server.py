@@ -54,12 +54,14 @@ class _Session:
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """An ADS server for tests; see the module docstring."""
 
-    def __init__(self, host: str = LOOPBACK, port: int = 0, unix_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, host: str = LOOPBACK, port: int = 0, unix_path: str | os.PathLike[str] | None = None,
+                 credentials: grpc.ServerCredentials | None = None) -> None:
         if host not in (LOOPBACK, "localhost", "::1"):
             raise ValueError(f"the test control plane binds loopback only, not {host!r}")
         self.host = host
         self.port = port
         self.unix_path = os.fspath(unix_path) if unix_path is not None else None
+        self.credentials = credentials        # TLS (grpc.ssl_server_credentials) on the TCP port; plaintext when None
         self.snapshot = Snapshot()
         self.log = ExchangeLog()
         self.sessions: dict[int, _Session] = {}
@@ -86,7 +88,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             return self
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self, server)
-        bound = server.add_insecure_port(f"{self.address}")
+        bound = server.add_secure_port(self.address, self.credentials) if self.credentials is not None else \
+            server.add_insecure_port(self.address)
         if bound == 0:
             raise OSError(f"xDS server could not bind {self.address}")
         self.port = bound

@@ -29,10 +29,10 @@ class AdsServerThread:
     """The ADS test server driven from blocking code; see the module docstring."""
 
     def __init__(self, host: str = LOOPBACK, port: int = 0, unix_path: str | os.PathLike[str] | None = None,
-                 loop: LoopThread | None = None) -> None:
+                 loop: LoopThread | None = None, credentials: Any = None) -> None:
         self._owns_loop = loop is None
         self.loop = loop or LoopThread()
-        self.server = AdsServer(host, port, unix_path)
+        self.server = AdsServer(host, port, unix_path, credentials)
 
     def __repr__(self) -> str:
         return repr(self.server)
