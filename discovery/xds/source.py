@@ -373,10 +373,16 @@ class XdsSource(Source):
         return status
 
     def config_dump(self) -> dict[str, Any]:
-        """Every accepted resource with the version it came in, and the last NACK per type."""
-        return {TYPE_NAMES[t]: dict(sorted(names.items())) for t, names in self.versions.items()} | {
-            "last_nack": self.last_nack, "accepted_versions": {
-                TYPE_NAMES[t]: self.client.accepted_version(t) for t in TYPE_NAMES} if self.client else {}}
+        """Every accepted resource with the version it came in (clusters with the metadata their Istio name
+        carries: direction, port, subset, host), and the last NACK per type."""
+        dump: dict[str, Any] = {TYPE_NAMES[t]: dict(sorted(names.items())) for t, names in self.versions.items()}
+        dump["cds"] = {name: {"version": version, "metadata": dict(self.clusters[name].metadata)
+                              if name in self.clusters else {}} for name, version in dump["cds"].items()}
+        dump["merged"] = dict(self.merged)
+        dump["last_nack"] = self.last_nack
+        dump["accepted_versions"] = {TYPE_NAMES[t]: self.client.accepted_version(t)
+                                     for t in TYPE_NAMES} if self.client else {}
+        return dump
 
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily

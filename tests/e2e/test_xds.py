@@ -110,6 +110,7 @@ def test_an_istio_snapshot_routes_http_by_weight_header_retry_and_timeout(delta,
     assert status == 504 and time.monotonic() - started < 0.9, "the route's 200 ms timeout answered"
     dump = m.admin_json("/config_dump")["dynamic"]["istio"]
     assert set(dump["cds"]) == {V1, V2} and ROUTES in dump["rds"]
+    assert dump["cds"][V1]["metadata"] == {"direction": "outbound", "port": "9080", "subset": "v1", "host": HOST}
     clusters = {c["name"]: c for c in m.admin_json("/clusters")["clusters"]}
     v1 = clusters[V1]["endpoints"]
     assert {e["metadata"]["app"] for e in v1} == {"reviews"} and all(e["zone"].startswith("r1/z1") for e in v1)
