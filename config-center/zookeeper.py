@@ -19,20 +19,14 @@ from typing import Any, Literal
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.recipe.watchers import DataWatch
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from configkit import Duration, Model, Name
+from configkit import DigestAuth, Duration, Model, Name
 from config_center.kinds import ALL_KINDS
 from config_center.source import RuleSource, RuleSourceContext, RuleSourceType, Sink
 from governance import DIALECTS
 
 log = logging.getLogger("meshd.config_center")
-
-
-class ZooKeeperRuleAuth(Model):
-    scheme: Literal["digest"] = "digest"
-    username: str
-    password: SecretStr                      # redacted in /config_dump
 
 
 class ZooKeeperRuleSourceConfig(Model):
@@ -43,7 +37,7 @@ class ZooKeeperRuleSourceConfig(Model):
     data_ids: dict[Literal[ALL_KINDS], str] = Field(min_length=1)  # type: ignore[valid-type]
     dialect: Literal[DIALECTS] = "java"  # type: ignore[valid-type]  # Sentinel's ZooKeeper datasource is Java's
     session_timeout: Duration = 30.0
-    auth: ZooKeeperRuleAuth | None = None
+    auth: DigestAuth | None = None            # redacted in /config_dump
 
     @property
     def owned_kinds(self) -> tuple[str, ...]:
@@ -154,7 +148,7 @@ def _close(client: KazooClient) -> None:
 
 
 def build(spec: ZooKeeperRuleSourceConfig, ctx: RuleSourceContext) -> ZooKeeperRuleSource:
-    auth = f"{spec.auth.username}:{spec.auth.password.get_secret_value()}" if spec.auth else None
+    auth = spec.auth.token() if spec.auth else None
     return ZooKeeperRuleSource(spec.name, spec.servers, spec.group, dict(spec.data_ids), spec.dialect,
                                spec.session_timeout, auth)
 

@@ -7,17 +7,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from configkit import Duration, Model, Name
+from configkit import DigestAuth, Duration, Model, Name
 from discovery.source import SourceContext, SourceType
 from discovery.zookeeper.source import ZooKeeperSource
-
-
-class ZooKeeperAuth(Model):
-    scheme: Literal["digest"] = "digest"
-    username: str
-    password: SecretStr                      # redacted in /config_dump
 
 
 class ZooKeeperSourceConfig(Model):
@@ -26,7 +20,7 @@ class ZooKeeperSourceConfig(Model):
     servers: str = Field(min_length=1)
     chroot: str = ""
     session_timeout: Duration = 30.0
-    auth: ZooKeeperAuth | None = None
+    auth: DigestAuth | None = None            # redacted in /config_dump
     layout: Literal["dubbo", "sofarpc"] = "dubbo"
     services: list[str] | Literal["all"] = "all"
     root: str | None = None                  # default /dubbo (dubbo layout) or /sofa-rpc (sofarpc)
@@ -35,7 +29,7 @@ class ZooKeeperSourceConfig(Model):
 
 
 def build(spec: ZooKeeperSourceConfig, ctx: SourceContext) -> ZooKeeperSource:
-    auth = f"{spec.auth.username}:{spec.auth.password.get_secret_value()}" if spec.auth else None
+    auth = spec.auth.token() if spec.auth else None
     snapshot = spec.snapshot_path or f".meshd/{spec.name}-snapshot.json"
     return ZooKeeperSource(
         spec.name, spec.servers, chroot=spec.chroot, session_timeout=spec.session_timeout, auth=auth,

@@ -57,17 +57,19 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
-class DemoBackend:
-    """``await DemoBackend("v1", port=18081).start()``; ``.port`` is the bound port."""
+class _DemoServer:
+    """``await Server("v1", port=18081).start()``; ``.port`` is the bound port (a free one for port 0)."""
 
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.name, self.host, self.port = name, host, port
         self._server: asyncio.Server | None = None
 
-    async def start(self) -> "DemoBackend":
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Conn(self.name.encode()), self.host, self.port,
-                                                reuse_address=True)
+    def _protocol(self) -> asyncio.Protocol:
+        raise NotImplementedError
+
+    async def start(self):
+        self._server = await asyncio.get_running_loop().create_server(self._protocol, self.host, self.port,
+                                                                      reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -75,6 +77,13 @@ class DemoBackend:
         if self._server is not None:
             self._server.close()
             self._server = None
+
+
+class DemoBackend(_DemoServer):
+    """The HTTP provider (see the module docstring)."""
+
+    def _protocol(self) -> asyncio.Protocol:
+        return _Conn(self.name.encode())
 
 
 class _DubboConn(asyncio.Protocol):
@@ -101,20 +110,8 @@ class _DubboConn(asyncio.Protocol):
             self.transport.close()
 
 
-class DemoDubboProvider:
+class DemoDubboProvider(_DemoServer):
     """A Dubbo provider answering every call with ``"<name>: <method> <first argument>"``."""
 
-    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.name, self.host, self.port = name, host, port
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> "DemoDubboProvider":
-        self._server = await asyncio.get_running_loop().create_server(lambda: _DubboConn(self.name), self.host,
-                                                                      self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+    def _protocol(self) -> asyncio.Protocol:
+        return _DubboConn(self.name)
