@@ -5,7 +5,8 @@
 - :mod:`.store` — :class:`RuleStore`: decode → validate → freeze → compare → apply, versions, history,
   rollback, one owner per kind, persistence under ``state_dir`` and restore;
 - :mod:`.source` — the rule-source protocol (:class:`RuleSource`, :class:`Sink`) and type declarations;
-  :mod:`.file`, :mod:`.zookeeper` (Sentinel's ``/{group}/{dataId}`` layout), :mod:`.http` (the admin API's
+  :mod:`.file`, :mod:`.zookeeper` (Sentinel's ``/{group}/{dataId}`` layout), :mod:`.nacos` (Sentinel's
+  ``SENTINEL_GROUP`` / ``{app}-flow-rules`` configs), :mod:`.http` (the admin API's
   ``PUT /rules/{kind}``); :mod:`.catalog` lists them, one line each;
 - :mod:`.center` — :class:`ConfigCenter`: the store and its sources started together, and their status.
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from config_center import file, http, zookeeper
+from config_center import file, http, nacos, zookeeper
 from config_center.source import RuleSourceType
 
 SOURCE_TYPES: tuple[RuleSourceType, ...] = (
     file.SOURCE,
     zookeeper.SOURCE,
+    nacos.SOURCE,
     http.SOURCE,
 )
 
