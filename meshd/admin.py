@@ -1,6 +1,6 @@
 """The admin API (aiohttp; never on the forwarding path). Binds 127.0.0.1:15000 unless configured.
 
-``GET /healthz`` ``GET /ready`` ``GET /clusters`` ``GET /routes`` ``GET /listeners`` ``GET /config_dump``
+``GET /healthz`` ``GET /ready`` ``GET /clusters`` ``GET /clusters/{name}`` ``GET /routes`` ``GET /listeners`` ``GET /config_dump``
 ``GET /stats/prometheus`` ``POST /drain``; runtime rules: ``GET /rules``, ``PUT /rules/{kind}`` (the ``http``
 rule source), ``GET /rules/history[?kind=]``, ``GET /rules/status``, ``POST /rules/rollback {"kind", "version"}``.
 
@@ -61,6 +61,7 @@ class AdminServer:
         r.add_get("/healthz", self.healthz)
         r.add_get("/ready", self.ready)
         r.add_get("/clusters", self.clusters)
+        r.add_get("/clusters/{name:.+}", self.cluster)
         r.add_get("/routes", self.routes)
         r.add_get("/listeners", self.listeners)
         r.add_get("/config_dump", self.config_dump)
@@ -101,6 +102,14 @@ class AdminServer:
 
     async def clusters(self, request: web.Request) -> web.Response:
         return _json({"clusters": self.runtime.clusters.to_json(), "sources": [s.status() for s in self.sources]})
+
+    async def cluster(self, request: web.Request) -> web.Response:
+        """One cluster (for large meshes, where ``/clusters`` is megabytes)."""
+        name = request.match_info["name"]
+        data = self.runtime.clusters.cluster_json(name)
+        if data is None:
+            return _json({"error": f"no cluster named {name!r}"}, status=404)
+        return _json(data)
 
     async def routes(self, request: web.Request) -> web.Response:
         return _json({"route_configs": [t.to_json() for t in self.route_tables.values()]})

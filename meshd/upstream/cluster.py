@@ -362,11 +362,15 @@ class ClusterManager:
             runtime.close()
 
     def to_json(self) -> list[dict[str, Any]]:
-        out = []
-        for name in sorted(self.clusters):
-            data = self.clusters[name].to_json()
-            cluster = self.model.cluster(name)
-            data["sources"] = list(cluster.sources) if cluster else []
-            data["static"] = name in self._static
-            out.append(data)
-        return out
+        return [self.cluster_json(name) for name in sorted(self.clusters)]
+
+    def cluster_json(self, name: str) -> dict[str, Any] | None:
+        """One cluster as ``/clusters`` shows it (None when there is no such cluster)."""
+        runtime = self.clusters.get(name)
+        if runtime is None:
+            return None
+        data = runtime.to_json()
+        cluster = self.model.cluster(name)
+        data["sources"] = list(cluster.sources) if cluster else []
+        data["static"] = name in self._static
+        return data

@@ -260,3 +260,12 @@ def test_lds_listeners_become_meshd_listeners_on_loopback(meshd_run, xds_server,
                "the removed LDS listener closed")
     with pytest.raises(OSError):
         get(port)
+
+
+def test_one_cluster_by_name_on_the_admin_api(meshd_run, xds_server, mesh):
+    from urllib.parse import quote
+    m = meshd_run(http_config(xds_server, False))
+    eventually(lambda: m.admin(f"/clusters/{quote(V1, safe='')}")[0] == 200, "the xDS cluster")
+    one = m.admin_json(f"/clusters/{quote(V1, safe='')}")
+    assert one["name"] == V1 and len(one["endpoints"]) == 2 and one["sources"] == ["istio"]
+    assert m.admin("/clusters/nope")[0] == 404
