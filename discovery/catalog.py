@@ -6,13 +6,14 @@ The daemon derives the ``discovery:`` config union, the source builder and the l
 
 from __future__ import annotations
 
-from discovery import file, zookeeper
+from discovery import file, nacos, zookeeper
 from discovery.source import SourceType
 from discovery.xds import config as xds
 
 SOURCE_TYPES: tuple[SourceType, ...] = (
     file.SOURCE,
     zookeeper.SOURCE,
+    nacos.SOURCE,
     xds.SOURCE,
 )
 

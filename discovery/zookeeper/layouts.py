@@ -40,52 +40,24 @@ so the caller re-evaluates it periodically.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from discovery.dubbo_params import (DUBBO_DEFAULT_WARMUP_MS, dubbo_warmup_weight, dubbo_weight,  # noqa: F401
+                                   enabled as _enabled, f32, int_param as _int, param as _param)
 from discovery.model import EndpointSpec
 from discovery.zookeeper.overrides import INTEGER, Override, apply_overrides
 from discovery.zookeeper.urls import RegistryURL, URLError, decode_name, java_urlencode, parse_url
+
+#: Re-exported from discovery.dubbo_params (their historical home).
+REEXPORTED = (DUBBO_DEFAULT_WARMUP_MS, dubbo_warmup_weight, f32)
+
 
 #: Ports assumed for URLs that name none (SOFARPC's javadoc shows ``bolt://192.168.1.120?...``).
 DEFAULT_PORTS = {"dubbo": 20880, "bolt": 12200, "tr": 12200, "tri": 50051, "grpc": 50051, "rest": 80, "http": 80}
 #: Schemes that never name a provider: client-side markers and rules that ended up in the wrong directory.
 NOT_PROVIDERS = frozenset({"empty", "override", "absent", "consumer", "route", "condition", "script", "tag"})
 DEFAULT_WEIGHT = 100
-
-
-# -- warm-up ---------------------------------------------------------------------------------------
-#: Dubbo's ``DEFAULT_WARMUP`` (ms): what a Dubbo consumer assumes when a provider sets no ``warmup``.
-DUBBO_DEFAULT_WARMUP_MS = 10 * 60 * 1000
-
-
-def f32(value: float) -> float:
-    """Round to the nearest IEEE-754 single-precision value (Java ``float``)."""
-    return struct.unpack("f", struct.pack("f", value))[0]
-
-
-def dubbo_warmup_weight(uptime_ms: int, warmup_ms: int, weight: int) -> int:
-    """Dubbo's ``calculateWarmupWeight(int uptime, int warmup, int weight)`` with Java float semantics."""
-    # (float) warmup / weight: both float32, quotient rounded to float32 (double rounding is exact here);
-    # uptime / <float>: uptime converted to float32, quotient rounded to float32, then (int) truncates.
-    step = f32(f32(warmup_ms) / f32(weight))
-    ww = int(f32(f32(uptime_ms) / step)) if step else weight
-    return 1 if ww < 1 else min(ww, weight)
-
-
-def dubbo_weight(weight: int, timestamp_ms: int, warmup_ms: int | None, now_ms: int) -> tuple[int, bool]:
-    """The effective weight of a Dubbo provider at ``now_ms`` (``warmup_ms`` None: no warm-up)."""
-    if weight <= 0:
-        return max(weight, 0), False
-    if timestamp_ms <= 0 or not warmup_ms or warmup_ms <= 0:
-        return weight, False
-    uptime = now_ms - timestamp_ms
-    if uptime < 0:
-        return 1, True
-    if 0 < uptime < warmup_ms:
-        return dubbo_warmup_weight(uptime, warmup_ms, weight), True
-    return weight, uptime < warmup_ms  # uptime == 0: Dubbo gives the full weight, but it is still warming
 
 
 def sofa_weight(weight: int, start_ms: int, warmup_time_ms: int, warmup_weight: int, now_ms: int) -> tuple[int, bool]:
@@ -109,25 +81,6 @@ class ProviderNode:
     @property
     def address(self) -> str:
         return self.url.address(self.port)
-
-
-def _param(params: Mapping[str, str], key: str) -> str:
-    """Dubbo's ``getParameter``: an empty value falls back to ``default.<key>`` (2.6 URLs)."""
-    return params.get(key) or params.get(f"default.{key}") or ""
-
-
-def _int(params: Mapping[str, str], key: str, default: int) -> int:
-    """An integer parameter (validated when the node was parsed; anything else falls back to ``default``)."""
-    text = _param(params, key).strip()
-    return int(text) if INTEGER.fullmatch(text) else default
-
-
-def _enabled(params: Mapping[str, str]) -> bool:
-    """Dubbo ``RegistryDirectory``: ``disabled`` when present decides, else ``enabled`` (default true)."""
-    if "disabled" in params:
-        return params["disabled"].strip().lower() != "true"
-    value = params.get("enabled", "").strip().lower()
-    return value in ("", "true")
 
 
 class Layout:

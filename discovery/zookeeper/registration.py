@@ -28,13 +28,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from discovery.dubbo_params import DUBBO_PROTOCOL_VERSION, DUBBO_RELEASE, dubbo_params  # noqa: F401
 from discovery.model import split_address
 from discovery.registration import Registration, ServiceInfo
 from discovery.zookeeper.layouts import Layout
 from discovery.zookeeper.urls import dubbo_full_string, java_urlencode, ordered_url, parse_url
 
-DUBBO_PROTOCOL_VERSION = "2.0.2"   # the `dubbo` parameter: the Dubbo2 wire-protocol version
-DUBBO_RELEASE = "2.7.23"           # the `release` parameter: the Dubbo SDK release meshd speaks for
+#: Re-exported from discovery.dubbo_params (their historical home).
+REEXPORTED = (DUBBO_PROTOCOL_VERSION, DUBBO_RELEASE)
+
+
 SOFA_RPC_VERSION = "50707"         # the `rpcVer` parameter: sofa-rpc 5.7.7 (Version.RPC_VERSION)
 
 
@@ -68,25 +71,11 @@ def _check_host(host: str) -> None:
         raise ValueError(f"host {host!r} is not an IP address or host name")
 
 
-def _dubbo_common(info: ServiceInfo, side: str, pid: int, timestamp_ms: int) -> dict[str, str]:
-    params = {
-        "application": info.application, "dubbo": DUBBO_PROTOCOL_VERSION, "interface": info.interface,
-        "methods": ",".join(dict.fromkeys(info.methods)) or "*", "pid": str(pid), "release": DUBBO_RELEASE,
-        "side": side, "timestamp": str(timestamp_ms), "version": info.version, "revision": info.version,
-        "group": info.group, "serialization": info.serialization,
-    }
-    return {k: v for k, v in params.items() if v}
-
-
 def dubbo_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *, pid: int,
                    timestamp_ms: int) -> NodeRegistration:
     host, port = split_address(address)
     _check_host(host)
-    params = {"anyhost": "true", "deprecated": "false", "dynamic": "true", "generic": "false",
-              **_dubbo_common(info, "provider", pid, timestamp_ms)}
-    if info.weight is not None:
-        params["weight"] = str(info.weight)
-    params.update(info.parameters)
+    params = dubbo_params("provider", info, pid=pid, timestamp_ms=timestamp_ms)
     url = dubbo_full_string(info.protocol or "dubbo", host, port, info.interface, params)
     path = f"{layout.providers_path(root, info.interface)}/{java_urlencode(url)}"
     return NodeRegistration("provider", info.interface, address, info.group, info.version, url, path, b"", layout.name)
@@ -95,9 +84,7 @@ def dubbo_provider(layout: Layout, root: str, address: str, info: ServiceInfo, *
 def dubbo_consumer(layout: Layout, root: str, host: str, info: ServiceInfo, *, pid: int,
                    timestamp_ms: int) -> NodeRegistration:
     _check_host(host)
-    params = {"category": "consumers", "check": "false", "sticky": "false",
-              **_dubbo_common(info, "consumer", pid, timestamp_ms)}
-    params.update(info.parameters)
+    params = dubbo_params("consumer", info, pid=pid, timestamp_ms=timestamp_ms)
     url = dubbo_full_string("consumer", host, None, info.interface, params)
     path = f"{layout.consumers_path(root, info.interface)}/{java_urlencode(url)}"
     return NodeRegistration("consumer", info.interface, host, info.group, info.version, url, path, b"", layout.name)

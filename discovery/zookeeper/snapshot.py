@@ -8,55 +8,29 @@ computed endpoints, so that loading it goes through the same validation, rules a
      "services": {"org.example.DemoService": {"exists": true, "providers": {"dubbo%3A%2F%2F...": null},
                                               "configurators": ["override%3A%2F%2F..."]}}}
 
-:func:`write_snapshot` is atomic (temporary file in the same directory, fsync, ``os.replace``), so a crash
+(The atomic write and the checks live in :mod:`discovery.snapshot`.) :func:`write_snapshot` is atomic (temporary file in the same directory, fsync, ``os.replace``), so a crash
 leaves the previous file or the new one, never half of one. :func:`read_snapshot` raises
 :class:`SnapshotError` naming the file and the problem for anything it cannot use.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from pathlib import Path
+
+from discovery.snapshot import SnapshotError, read_json_snapshot, write_json_atomic
 
 FORMAT = "meshd.zookeeper.snapshot/1"
-
-
-class SnapshotError(ValueError):
-    """The snapshot file is missing, unreadable or not one of ours; the message says which."""
+__all__ = ["FORMAT", "SnapshotError", "read_snapshot", "write_snapshot"]
 
 
 def write_snapshot(path: str | os.PathLike, doc: dict) -> None:
     """Write ``doc`` (plus the format marker) to ``path`` atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"format": FORMAT, **doc}, out, separators=(",", ":"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json_atomic(path, doc, FORMAT)
 
 
 def read_snapshot(path: str | os.PathLike, *, layout: str, root: str) -> dict[str, dict]:
     """The services of the snapshot at ``path``, checked to be for the same ``layout`` and ``root``."""
-    try:
-        with open(path, encoding="utf-8") as src:
-            doc = json.load(src)
-    except FileNotFoundError:
-        raise SnapshotError(f"snapshot {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise SnapshotError(f"snapshot {path}: unreadable ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SnapshotError(f"snapshot {path}: not a {FORMAT} document")
+    doc = read_json_snapshot(path, FORMAT)
     if doc.get("layout") != layout or doc.get("root") != root:
         raise SnapshotError(f"snapshot {path}: written for layout {doc.get('layout')!r} root {doc.get('root')!r}, "
                             f"not {layout!r} {root!r}")

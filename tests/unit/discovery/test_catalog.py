@@ -13,6 +13,9 @@ from meshd.config import REGISTRY_SOURCE_TYPES, ConfigError, build_config, summa
 #: One minimal section per registered type. A new source type fails the coverage test until it has one.
 EXAMPLES = {
     "file": {"type": "file", "name": "clusters-file", "path": "clusters.yaml", "poll_interval": "100ms"},
+    "nacos": {"type": "nacos", "name": "nacos", "server_addresses": "127.0.0.1:8848", "namespace": "public",
+              "group": "DEFAULT_GROUP", "services": ["org.example.DemoService"], "naming": "dubbo",
+              "auth": {"username": "u", "password": "p"}},
     "zookeeper": {"type": "zookeeper", "name": "zk", "servers": "127.0.0.1:2181", "layout": "sofarpc",
                   "services": ["com.example.Calc"], "sync_timeout": "2s"},
     "xds": {"type": "xds", "name": "istio", "server": "127.0.0.1:15010", "initial_fetch_timeout": "2s",
@@ -69,7 +72,7 @@ def test_registry_types_are_the_sources_that_implement_registration():
     assert "zookeeper" in REGISTRY_SOURCE_TYPES and "file" not in REGISTRY_SOURCE_TYPES
     with pytest.raises(ConfigError) as err:
         build_config({"discovery": [EXAMPLES["file"]], "registry_api": {"sofa": {"registry": "clusters-file"}}})
-    assert "registry_api.sofa.registry: 'clusters-file' is not a zookeeper discovery source" in err.value.errors
+    assert "registry_api.sofa.registry: 'clusters-file' is not a zookeeper or nacos discovery source" in err.value.errors
 
 
 def test_validate_summary_lists_the_known_types_from_the_catalog():
