@@ -127,7 +127,7 @@ def test_json_loads_too(tmp_path):
     ("clusters: [{name: c}, {name: c}]", "clusters: the name 'c' is used twice"),
     ("listeners: [{name: a, address: '127.0.0.1:1', route_config: nope}]",
      "listeners[0].route_config: no route configuration named 'nope'"),
-    ("discovery: [{type: consul}]", "discovery[0]: unknown discovery source type; known: file, zookeeper, xds, nacos (got type 'consul')"),
+    ("discovery: [{type: consul}]", "discovery[0]: unknown discovery source type; known: file, zookeeper, nacos, xds (got type 'consul')"),
     ("discovery: [{type: zookeeper}]", "discovery[0].servers: required key is missing"),
     ("route_configs: [{name: r, virtual_hosts: [{name: v, domains: ['*'], routes: [{match: {prefix: '/'}}]}]}]",
      "route_configs[0].virtual_hosts[0].routes[0]: a route needs exactly one of route, direct_response"),
