@@ -5,7 +5,8 @@ Scenarios: ``http`` (direct / meshd / nginx / haproxy), ``dubbo`` and ``bolt`` (
 relay / meshd / meshd with governance), ``governance`` (entry+exit µs), ``subset`` (HTTP with subset
 routing and a retry policy vs plain, same run), ``zookeeper`` (2,000 services × 10 providers), ``rules``
 (push-to-applied latency per rule source; 1,000 flow rules pushed under Dubbo load), ``xds`` (5,000 clusters ×
-20 endpoints over ADS: full apply, RSS, one EDS change).
+20 endpoints over ADS: full apply, RSS, one EDS change), ``nacos`` (2,000 services × 10 instances: full sync,
+RSS, one change).
 ``python -m bench [--quick] [scenario ...]``.
 """
 
@@ -21,7 +22,7 @@ from bench import harness
 
 OUT = Path(__file__).resolve().parent / "out"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper", "rules", "xds")
+SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper", "rules", "xds", "nacos")
 
 
 def run(names: list[str], quick: bool) -> dict:
@@ -52,6 +53,9 @@ def run(names: list[str], quick: bool) -> dict:
         elif name == "xds":
             from bench import xds_bench
             results[name] = xds_bench.run(work, clusters=1000 if quick else 5000)
+        elif name == "nacos":
+            from bench import nacos_bench
+            results[name] = nacos_bench.run(work, services=500 if quick else 2000)
         results[name]["elapsed_s"] = round(time.monotonic() - t0, 1)
     return results
 
@@ -93,9 +97,10 @@ def table(results: dict) -> str:
         for source, t in r["push_to_applied_ms"].items():
             lines.append(f"| {source} | {t['p50']} | {t['p99']} | {t['max']} |")
         lines.append(f"\n1,000 flow rules under load: {json.dumps(r['under_load'])}\n")
-    x = results.get("xds")
-    if x:
-        lines.append(f"**xds**: {json.dumps({k: v for k, v in x.items() if k != 'elapsed_s'})}\n")
+    for name in ("xds", "nacos"):
+        x = results.get(name)
+        if x:
+            lines.append(f"**{name}**: {json.dumps({k: v for k, v in x.items() if k != 'elapsed_s'})}\n")
     return "\n".join(lines)
 
 
