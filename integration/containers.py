@@ -431,17 +431,39 @@ def run_meshd(args: list[str], config: dict | str | Path | None = None, *, image
 
 
 # ------------------------------------------------------------------------------------------------ Nacos
-class NacosNotAvailable(NotImplementedError):
-    """Raised by :class:`NacosContainer`: the Nacos issue provides it."""
+NACOS_IMAGE = "nacos/nacos-server:v2.4.3"     # the official image, standalone mode
 
 
-class NacosContainer:
-    """Placeholder for a Nacos server container; the Nacos issue fills it in.
+class NacosContainer(LoopbackContainer):
+    """The official Nacos server (``nacos/nacos-server``) in standalone mode on ``127.0.0.1``: HTTP on ``port``
+    (a free one unless given), gRPC on ``port + 1000`` as the clients expect.
 
-    Nacos has no Debian package and no registry is reachable here, so there is no image to run yet;
-    the Nacos issue brings a protocol-faithful Nacos test server and this class for real images.
+    It has no Debian package and cannot be built from one, so it is only pulled from an image registry
+    (``MESHD_IMAGE_SOURCE=registry``); the ``nacos`` fixture skips, saying so, where none is reachable. The
+    in-process test server (``integration.nacos``, fixture ``nacos_server``) is what runs everywhere.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NacosNotAvailable("NacosContainer is not implemented yet: the Nacos issue fills it in "
-                                "(no Nacos image can be built or pulled on this machine)")
+    ready_timeout = 120.0
+
+    def __init__(self, image: str = NACOS_IMAGE, *, port: int | None = None, **kwargs: Any) -> None:
+        super().__init__(image, **kwargs)
+        self.port = port or free_port()
+        self.with_env("MODE", "standalone").with_env("NACOS_APPLICATION_PORT", str(self.port))
+        self.with_env("NACOS_AUTH_ENABLE", "false").with_env("JVM_XMS", "256m").with_env("JVM_XMX", "256m")
+
+    @property
+    def server_addr(self) -> str:
+        """``127.0.0.1:<port>``: what the clients and meshd's ``server_addresses`` take."""
+        return f"{LOOPBACK}:{self.port}"
+
+    def probe(self) -> bool:
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://{self.server_addr}/nacos/v1/console/health/readiness",
+                                        timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def describe_wait(self) -> str:
+        return f"ready on {self.server_addr} (/nacos/v1/console/health/readiness answers 200)"

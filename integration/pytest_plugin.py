@@ -25,6 +25,9 @@ answers and none can be started; the session never breaks because of a missing e
 ``nacos_server``, ``nacos_server_factory`` (function)
     A Nacos server in-process (gRPC on P+1000 and the v1 HTTP API on P, with test controls)
     (:mod:`integration.nacos.fixtures`).
+``nacos`` (session)
+    The official ``nacos/nacos-server`` in a container (:class:`~integration.containers.NacosContainer`);
+    skips, saying why, unless ``MESHD_IMAGE_SOURCE=registry`` (no image registry is reachable otherwise).
 
 Isolation per test: own chroot, own meshd containers, fresh free ports. On a failed test the logs of
 its meshd containers are attached to the report. Tests using these fixtures get the ``docker`` marker.
@@ -107,6 +110,23 @@ def docker_engine() -> Any:
 def meshd_images(docker_engine: Any) -> Any:
     from integration.containers import default_images
     return default_images()
+
+
+# ---------------------------------------------------------------------------------------------- nacos
+@pytest.fixture(scope="session")
+def nacos(docker_engine: Any) -> Iterator[Any]:
+    """The official Nacos server in a container (where an image registry is reachable)."""
+    from integration.containers import NacosContainer
+    from integration.images.recipes import image_source
+    if image_source() != "registry":
+        pytest.skip("nacos/nacos-server is only pulled from an image registry and none is reachable here "
+                    "(MESHD_IMAGE_SOURCE=local); use the in-process nacos_server fixture, or set "
+                    "MESHD_IMAGE_SOURCE=registry where a registry is reachable")
+    container = NacosContainer().start()
+    try:
+        yield container
+    finally:
+        container.stop()
 
 
 # ----------------------------------------------------------------------------------------- zookeeper

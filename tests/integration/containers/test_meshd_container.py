@@ -6,7 +6,7 @@ import pytest
 
 import meshd as meshd_package
 from integration.containers import (
-    LABEL_SESSION, SESSION_ID, ContainerNotReady, MeshdContainer, NacosContainer, NacosNotAvailable, assign_ports,
+    LABEL_SESSION, SESSION_ID, ContainerNotReady, MeshdContainer, NacosContainer, assign_ports,
     load_config, run_meshd,
 )
 
@@ -83,7 +83,39 @@ def test_config_forms_and_port_assignment():
         load_config("- just\n- a list\n")
 
 
-def test_nacos_container_is_the_nacos_issue():
-    with pytest.raises(NacosNotAvailable, match="the Nacos issue fills it in"):
-        NacosContainer()
-    assert issubclass(NacosNotAvailable, NotImplementedError)
+def test_nacos_container_runs_the_official_image_standalone_on_loopback():
+    container = NacosContainer(port=18848)
+    assert container.image == "nacos/nacos-server:v2.4.3" and container.server_addr == "127.0.0.1:18848"
+    env = container.env
+    assert (env["MODE"], env["NACOS_APPLICATION_PORT"]) == ("standalone", "18848")
+    assert container._kwargs["network"] == "host"
+
+
+def test_the_official_nacos_serves_meshd_and_a_client(nacos, tmp_path):
+    """Only where an image registry is reachable (the ``nacos`` fixture skips otherwise): meshd's source
+    against the real server, a provider registered by the official client."""
+    import asyncio
+
+    from discovery.model import ClusterModel
+    from discovery.nacos import NacosSource
+    from v2.nacos import ClientConfigBuilder, NacosNamingService, RegisterInstanceParam
+
+    async def scenario():
+        config = ClientConfigBuilder().server_address(nacos.server_addr).cache_dir(str(tmp_path / "c")) \
+            .log_dir(str(tmp_path / "l")).build()
+        naming = await NacosNamingService.create_naming_service(config)
+        model = ClusterModel()
+        source = NacosSource("nacos", nacos.server_addr, services=["orders"], naming="plain",
+                             snapshot_path=str(tmp_path / "s.json"), cache_dir=str(tmp_path / "m"))
+        await source.start(model)
+        try:
+            await naming.register_instance(RegisterInstanceParam(service_name="orders", ip="127.0.0.1", port=7001))
+            for _ in range(200):
+                if model.cluster("orders") and model.cluster("orders").endpoints:
+                    break
+                await asyncio.sleep(0.05)
+            assert "127.0.0.1:7001" in model.cluster("orders").endpoints
+        finally:
+            await source.stop()
+            await naming.shutdown()
+    asyncio.run(scenario())
