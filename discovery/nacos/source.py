@@ -48,7 +48,7 @@ from discovery.dubbo_params import dubbo_params
 from discovery.model import ClusterModel, split_address
 from discovery.nacos.naming import (CONSUMERS, ServiceView, cluster_endpoints, cluster_of, render_service_name)
 from discovery.registration import Registration, RegistrationError, Registry, ServiceInfo
-from discovery.snapshot import SnapshotError, read_json_snapshot, write_json_atomic
+from discovery.snapshot import SnapshotError, SnapshotWriter, read_json_snapshot, write_json_atomic
 from discovery.source import Source
 
 log = logging.getLogger("discovery.nacos")
@@ -92,7 +92,6 @@ class NacosSource(Source, Registry):
         self.resyncs = 0                   # resubscribe/re-register rounds after a reconnect
         self.last_resync_s: float | None = None
         self.snapshot_loaded = 0
-        self.snapshot_written_ms: int | None = None
         self.client: Any = None            # the NacosNamingService (diagnostics and tests only)
         self._views: dict[str, ServiceView] = {}
         self._subscribed: set[str] = set()
@@ -105,7 +104,9 @@ class NacosSource(Source, Registry):
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._snapshot_dirty = False
+        self.snapshot = SnapshotWriter(snapshot_path, snapshot_delay, self._snapshot_doc,
+                                        lambda path, doc: write_json_atomic(path, doc, SNAPSHOT_FORMAT), self._error,
+                                        self._spawn)
         self._lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -130,8 +131,7 @@ class NacosSource(Source, Registry):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._snapshot_dirty:
-            await self._write_snapshot()
+        await self.snapshot.flush()
         if self.client is not None:
             try:
                 await asyncio.wait_for(self.client.shutdown(), 5)
@@ -324,25 +324,13 @@ class NacosSource(Source, Registry):
 
     # -- snapshot -------------------------------------------------------------------------------------
     def _schedule_snapshot(self) -> None:
-        if not self.snapshot_path or not self._live or self._stopping:
-            return
-        self._snapshot_dirty = True
-        if "snapshot" not in self._timers:
-            self._timers["snapshot"] = asyncio.get_running_loop().call_later(
-                self.snapshot_delay, lambda: self._spawn(self._write_snapshot()))
+        if self._live and not self._stopping:
+            self.snapshot.schedule()
 
-    async def _write_snapshot(self) -> None:
-        self._timers.pop("snapshot", None)
-        self._snapshot_dirty = False
-        doc = {"source": self.name, "namespace": self.namespace, "group": self.group, "naming": self.naming,
-               "saved_at_ms": self._now_ms(),
-               "services": {n: v.to_json() for n, v in self._views.items() if v.received}}
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, write_json_atomic, self.snapshot_path, doc,
-                                                             SNAPSHOT_FORMAT)
-            self.snapshot_written_ms = doc["saved_at_ms"]
-        except OSError as exc:
-            self._error(f"writing snapshot {self.snapshot_path}: {exc}")
+    def _snapshot_doc(self) -> dict:
+        return {"source": self.name, "namespace": self.namespace, "group": self.group, "naming": self.naming,
+                "saved_at_ms": self._now_ms(),
+                "services": {n: v.to_json() for n, v in self._views.items() if v.received}}
 
     def _load_snapshot(self) -> None:
         if not self.snapshot_path:
@@ -523,7 +511,7 @@ class NacosSource(Source, Registry):
             "registrations": [r.to_json() for r, _ in self._regs.values()],
             "resyncs": self.resyncs, "last_resync_s": self.last_resync_s,
             "snapshot": {"path": self.snapshot_path, "loaded_services": self.snapshot_loaded,
-                         "written_at_ms": self.snapshot_written_ms},
+                         "written_at_ms": self.snapshot.written_ms},
             "errors": list(self._errors),
         })
         return status

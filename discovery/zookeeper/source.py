@@ -44,6 +44,7 @@ from discovery.zookeeper.layouts import get_layout
 from discovery.zookeeper.registrar import Registrar
 from discovery.zookeeper.registration import NodeRegistration, build_consumer, build_provider
 from discovery.zookeeper.service import ServiceState
+from discovery.snapshot import SnapshotWriter
 from discovery.zookeeper.snapshot import SnapshotError, read_snapshot, write_snapshot
 from discovery.zookeeper.urls import decode_name
 from discovery.zookeeper.watches import Kind, Watch, Watches
@@ -113,7 +114,6 @@ class ZooKeeperSource(Source, Registry):
         self.connection = "stopped"           # connecting | connected | suspended | lost | stopped
         self.sessions = 0                     # sessions established (1 + expiries survived)
         self.snapshot_loaded = 0              # services loaded from the snapshot at start-up
-        self.snapshot_written_ms: int | None = None
         self._services: dict[str, _Service] = {}
         self._warming: set[str] = set()
         self._errors: deque[str] = deque(maxlen=20)
@@ -126,8 +126,8 @@ class ZooKeeperSource(Source, Registry):
         self._stopping = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._snapshot_dirty = False
-        self._snapshot_writing = False
+        self.snapshot = SnapshotWriter(snapshot_path, snapshot_delay, self._snapshot_doc, write_snapshot, self._error,
+                                        self._spawn)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self, model: ClusterModel) -> None:
@@ -161,8 +161,7 @@ class ZooKeeperSource(Source, Registry):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._snapshot_dirty and not self._snapshot_writing:
-            await self._write_snapshot()
+        await self.snapshot.flush()
         await self._bridge.close()
         self.connection = "stopped"
         self._set_stale(True)
@@ -360,30 +359,12 @@ class ZooKeeperSource(Source, Registry):
 
     # -- snapshot -------------------------------------------------------------------------------------
     def _schedule_snapshot(self) -> None:
-        if not self.snapshot_path or not self._live or self._stopping:
-            return
-        self._snapshot_dirty = True
-        if "snapshot" not in self._timers:
-            self._timers["snapshot"] = asyncio.get_running_loop().call_later(
-                self.snapshot_delay, lambda: self._spawn(self._write_snapshot()))
+        if self._live and not self._stopping:
+            self.snapshot.schedule()
 
-    async def _write_snapshot(self) -> None:
-        self._timers.pop("snapshot", None)
-        if self._snapshot_writing:
-            self._schedule_snapshot()
-            return
-        self._snapshot_dirty, self._snapshot_writing = False, True
-        doc = {"source": self.name, "layout": self.layout.name, "root": self.root, "saved_at_ms": self._now_ms(),
-               "services": {i: s.state.to_json() for i, s in self._services.items() if s.published}}
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, write_snapshot, self.snapshot_path, doc)
-            self.snapshot_written_ms = doc["saved_at_ms"]
-        except OSError as exc:
-            self._error(f"writing snapshot {self.snapshot_path}: {exc}")
-        finally:
-            self._snapshot_writing = False
-        if self._snapshot_dirty:
-            self._schedule_snapshot()
+    def _snapshot_doc(self) -> dict:
+        return {"source": self.name, "layout": self.layout.name, "root": self.root, "saved_at_ms": self._now_ms(),
+                "services": {i: s.state.to_json() for i, s in self._services.items() if s.published}}
 
     def _load_snapshot(self) -> None:
         if not self.snapshot_path:
@@ -542,7 +523,7 @@ class ZooKeeperSource(Source, Registry):
             "registrations": [r.to_json() for r in registrar.all()] if registrar else [],
             "pending_deletes": sorted(registrar.orphans) if registrar else [],
             "snapshot": {"path": self.snapshot_path, "loaded_services": self.snapshot_loaded,
-                         "written_at_ms": self.snapshot_written_ms},
+                         "written_at_ms": self.snapshot.written_ms},
             "errors": list(self._errors),
         })
         return status

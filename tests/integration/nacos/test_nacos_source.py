@@ -84,7 +84,7 @@ def test_dubbo_versions_garbage_and_snapshot_cold_start(nacos_server, tmp_path):
                 nacos_server.push_garbage(kind)
             await asyncio.sleep(0.3)
             assert len(addrs(model, "org.x.Svc")) == 2
-            await wait_until(lambda: src.snapshot_written_ms is not None, 2, "snapshot written")
+            await wait_until(lambda: src.snapshot.written_ms is not None, 2, "snapshot written")
         finally:
             await src.stop()
         nacos_server.stop()
