@@ -26,6 +26,13 @@ async def until(pred, what: str, timeout: float) -> float:
     return time.monotonic() - started
 
 
+def beat_after_delete(nacos_server) -> bool:
+    types = [r["type"] for r in nacos_server.requests()]
+    deletes = [i for i, t in enumerate(types) if t == "DELETE /nacos/v1/ns/instance"]
+    assert deletes, "the client sent no DELETE"
+    return "PUT /nacos/v1/ns/instance/beat" in types[deletes[-1] + 1:]
+
+
 async def watched(nacos_server, tmp_path, register, deregister, service: str) -> None:
     # a second instance keeps the service from emptying: a push with no hosts is ignored, as the clients do
     nacos_server.register(service, "127.0.0.1", 7699)
@@ -40,6 +47,10 @@ async def watched(nacos_server, tmp_path, register, deregister, service: str) ->
         ep = endpoints(model, service)["127.0.0.1:7601"]
         assert ep.metadata["lang"] == "other-client" and ep.weight == 150, (ep.metadata, ep.weight)
         await asyncio.get_running_loop().run_in_executor(None, deregister)
+        if beat_after_delete(nacos_server):
+            # the v1 Python client sends its DELETE before it stops its beat task, and a beat for an unknown
+            # instance re-registers it (the 2.x server does that too): the client's race, so delete once more
+            await asyncio.get_running_loop().run_in_executor(None, deregister)
         await until(lambda: "127.0.0.1:7601" not in endpoints(model, service), "the provider gone", 1.5)
     finally:
         await source.stop()
