@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import typing
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -31,7 +33,8 @@ from discovery.model import ClusterModel
 
 
 class Source(abc.ABC):
-    """Base class: a name, a sync event, a status dictionary for the admin API."""
+    """Base class: a name, a sync event, a status dictionary for the admin API, the source's background
+    tasks (``_spawn``; ``_cancel_tasks`` on stop) and its recent errors (``_error``)."""
 
     kind: str = "source"
     #: How long ``/ready`` waits for the first sync before it gives up on this source (seconds).
@@ -42,6 +45,8 @@ class Source(abc.ABC):
         self.model: ClusterModel | None = None
         self._synced = asyncio.Event()
         self.last_error: str = ""
+        self._errors: deque[str] = deque(maxlen=20)
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def synced(self) -> bool:
@@ -70,6 +75,23 @@ class Source(abc.ABC):
             "name": self.name, "type": self.kind, "synced": self.synced,
             "stale": bool(self.model and self.model.is_stale(self.name)), "last_error": self.last_error,
         }
+
+    def _spawn(self, coro: Any) -> None:
+        """Run ``coro`` as one of this source's tasks (cancelled by ``_cancel_tasks``)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _error(self, message: str) -> None:
+        """A problem worth showing: logged, kept as ``last_error`` and among the last 20 in ``_errors``."""
+        logging.getLogger(type(self).__module__).warning("%s: %s", self.name, message)
+        self.last_error = message
+        self._errors.append(message)
 
 
 #: Publishes route configurations a source serves, in the config file's ``route_configs`` shape:

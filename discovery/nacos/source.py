@@ -41,7 +41,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
 from typing import Any, Callable, Mapping, Sequence
 
 from discovery.dubbo_params import dubbo_params
@@ -98,11 +97,9 @@ class NacosSource(Source, Registry):
         self._refs: dict[str, int] = {}
         self._ready: dict[str, asyncio.Event] = {}
         self._regs: dict[str, tuple[Registration, Any]] = {}
-        self._errors: deque[str] = deque(maxlen=20)
         self._conn_id: str | None = None
         self._live = False
         self._stopping = False
-        self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.snapshot = SnapshotWriter(snapshot_path, snapshot_delay, self._snapshot_doc,
                                         lambda path, doc: write_json_atomic(path, doc, SNAPSHOT_FORMAT), self._error,
@@ -128,9 +125,7 @@ class NacosSource(Source, Registry):
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
         await self.snapshot.flush()
         if self.client is not None:
             try:
@@ -519,16 +514,6 @@ class NacosSource(Source, Registry):
     # -- helpers --------------------------------------------------------------------------------------
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _error(self, message: str) -> None:
-        log.warning("%s: %s", self.name, message)
-        self.last_error = message
-        self._errors.append(message)
 
     def __repr__(self) -> str:
         return (f"<NacosSource {self.name} {self.naming} {self.server_addresses} {self.connection} "

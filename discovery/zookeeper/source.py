@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -116,7 +115,6 @@ class ZooKeeperSource(Source, Registry):
         self.snapshot_loaded = 0              # services loaded from the snapshot at start-up
         self._services: dict[str, _Service] = {}
         self._warming: set[str] = set()
-        self._errors: deque[str] = deque(maxlen=20)
         self._config_ids = itertools.count()
         self._bridge: KazooBridge | None = None
         self._watches: Watches | None = None
@@ -125,7 +123,6 @@ class ZooKeeperSource(Source, Registry):
         self._live = False                    # applied data read from ZooKeeper (not only the snapshot)
         self._stopping = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task] = set()
         self.snapshot = SnapshotWriter(snapshot_path, snapshot_delay, self._snapshot_doc, write_snapshot, self._error,
                                         self._spawn)
 
@@ -158,9 +155,7 @@ class ZooKeeperSource(Source, Registry):
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
         await self.snapshot.flush()
         await self._bridge.close()
         self.connection = "stopped"
@@ -535,15 +530,6 @@ class ZooKeeperSource(Source, Registry):
     def _config_id(self) -> str:
         return f"rpc-cfg-{next(self._config_ids)}"
 
-    def _spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _error(self, message: str) -> None:
-        log.warning("%s: %s", self.name, message)
-        self.last_error = message
-        self._errors.append(message)
 
     def _errors_found(self, errors: list[str]) -> None:
         for message in errors:
