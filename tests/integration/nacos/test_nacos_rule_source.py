@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from config_center.kinds import sentinel_kind
 from config_center.nacos import NacosRuleSource, default_data_ids
 from config_center.source import Sink
-from config_center.store import RuleStore
 from governance import Sentinel
+from tests.integration.rule_sources import BLOCK, PASS, flow_store, threshold, until
 from tests.integration.nacos.conftest import v2_config, wait_until
 
 pytest.importorskip("v2.nacos", reason="nacos-sdk-python>=3,<4 is not installed (pip install the test extras)")
@@ -25,26 +24,11 @@ from v2.nacos import ConfigParam, NacosConfigService  # noqa: E402
 GROUP = "SENTINEL_GROUP"
 DATA_ID = default_data_ids("order-service", ["flow"])["flow"]        # Sentinel's name: order-service-flow-rules
 KEY = f"public/{GROUP}/{DATA_ID}"
-BLOCK = [{"resource": "svc:m", "count": 0, "grade": 1}]            # Java dialect, as Sentinel's datasource
-PASS = [{"resource": "svc:m", "count": 100, "grade": 1}]
-
-
-async def until(pred, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-def threshold(engine: Sentinel) -> float | None:
-    rules = engine.rules("flow")
-    return rules[0]["count"] if rules else None
 
 
 async def running(server, tmp: Path):
     engine = Sentinel()
-    store = RuleStore([sentinel_kind("flow", engine.validate_rules, lambda k, d, dialect: engine.load_rules(
-        k, d, dialect=dialect, strict=True), "java")])
+    store = flow_store(engine)
     source = NacosRuleSource("nacos-rules", server.server_addr, {"flow": DATA_ID}, cache_dir=str(tmp / "source"))
     store.claim("nacos-rules", source.kinds)
     await source.start(Sink(store, "nacos-rules", "java"))

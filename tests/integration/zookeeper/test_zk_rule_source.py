@@ -7,33 +7,17 @@ import asyncio
 import json
 import time
 
-from config_center.kinds import sentinel_kind
 from config_center.source import Sink
-from config_center.store import RuleStore
 from config_center.zookeeper import ZooKeeperRuleSource
 from governance import Sentinel
+from tests.integration.rule_sources import BLOCK, PASS, flow_store, threshold, until
 
 NODE = "/SENTINEL_GROUP/meshd-flow-rules"
-BLOCK = [{"resource": "svc:m", "count": 0, "grade": 1}]            # Java dialect, as Sentinel's datasource
-PASS = [{"resource": "svc:m", "count": 100, "grade": 1}]
-
-
-async def until(pred, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-def threshold(engine: Sentinel) -> float | None:
-    rules = engine.rules("flow")
-    return rules[0]["count"] if rules else None
 
 
 async def running(zk_server, chroot: str):
     engine = Sentinel()
-    store = RuleStore([sentinel_kind("flow", engine.validate_rules, lambda k, d, dialect: engine.load_rules(
-        k, d, dialect=dialect, strict=True), "java")])
+    store = flow_store(engine)
     source = ZooKeeperRuleSource("zk", zk_server.hosts(chroot), "SENTINEL_GROUP", {"flow": "meshd-flow-rules"},
                                  session_timeout=4.0)
     store.claim("zk", source.kinds)
