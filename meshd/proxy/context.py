@@ -82,13 +82,17 @@ class ListenerContext:
         self.routes = routes
         self.runtime = runtime
         self.protocol = config.protocol
-        self.records: dict[str, RequestStats] = {}   # per cluster name, for the hot path
+        self.records: dict[str, dict[str, RequestStats]] = {}   # protocol → cluster name → record (hot path)
         self.rpc_decisions: dict[tuple, tuple] = {}  # (service, method, version) → (route, cluster, metadata)
         self.rpc_plans: dict[bytes, Any] = {}        # request head bytes → meshd.proxy.rpc._Plan
 
     def record(self, cluster: str, protocol: str) -> RequestStats:
-        """The stats record of this listener's requests to ``cluster`` (made on first use)."""
-        rec = self.records.get(cluster)
+        """The stats record of this listener's ``protocol`` requests to ``cluster`` (made on first use): an
+        ``auto`` listener keeps HTTP, Dubbo and Bolt requests to one cluster apart."""
+        by_cluster = self.records.get(protocol)
+        if by_cluster is None:
+            by_cluster = self.records[protocol] = {}
+        rec = by_cluster.get(cluster)
         if rec is None:
-            rec = self.records[cluster] = self.runtime.stats.record(self.name, protocol, cluster)
+            rec = by_cluster[cluster] = self.runtime.stats.record(self.name, protocol, cluster)
         return rec

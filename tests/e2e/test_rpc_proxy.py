@@ -439,6 +439,29 @@ def test_auto_listener_serves_http_and_dubbo_on_one_port(meshd_run, provider, ht
     assert raw.read().result().value == "p:sayHello:x"
 
 
+def test_auto_listener_counts_each_protocol_to_one_cluster_apart(meshd_run):
+    config = {
+        "listeners": [{"name": "auto", "address": "127.0.0.1:0", "protocol": "auto", "route_config": "one"}],
+        "route_configs": [{"name": "one", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "route": {"cluster": "gone"}},
+            {"match": {"service": IFACE}, "route": {"cluster": "gone"}}]}]}],
+        "clusters": [{"name": "gone", "endpoints": [{"address": f"127.0.0.1:{free_port()}"}]}],  # nobody listens
+    }
+    m = meshd_run(config)
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", m.port("auto"), timeout=5)
+    conn.request("GET", "/hello")
+    assert conn.getresponse().status == 502                  # connect failure
+    raw = Raw(m.port("auto"), "dubbo")
+    raw.send(dubbo_request(rid=4))
+    assert raw.read().status != 20                     # not OK: nobody listens
+    prom = m.admin("/stats/prometheus")[1]
+    labels = {line.split("}")[0] for line in prom.splitlines() if line.startswith("meshd_requests_total{")}
+    protocols = {part.split('"')[1] for label in labels for part in label.split(",") if part.startswith("protocol=")}
+    assert protocols == {"http", "dubbo"}, labels
+    assert all('cluster="gone"' in label for label in labels), labels
+
+
 def test_bolt_v2_with_crc_is_forwarded_and_answered_in_kind(meshd_run, provider):
     p = provider("bolt", "v2")
     m = meshd_run(rpc_config([{"name": IFACE, "endpoints": [{"address": p.address}]}]))

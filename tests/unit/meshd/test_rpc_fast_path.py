@@ -97,8 +97,9 @@ class Rig:
         for name, cluster in sorted(self.app.clusters.clusters.items()):
             out[name] = (cluster.active_requests, dict(cluster.attempts), dict(cluster.retry_attempts),
                          sorted((h.address, h.active_requests, h.requests, h.errors) for h in cluster.hosts.values()))
-        for name, rec in sorted(self.ctx.records.items()):
-            out["stats " + name] = (dict(rec.counts), rec.total)
+        for by_cluster in self.ctx.records.values():        # one protocol per rig
+            for name, rec in sorted(by_cluster.items()):
+                out["stats " + name] = (dict(rec.counts), rec.total)
         return out
 
     async def stop(self) -> None:
