@@ -69,8 +69,14 @@ class _Collector:
             for retry, counts in (("false", cluster.attempts), ("true", cluster.retry_attempts)):
                 for outcome, n in sorted(counts.items()):
                     attempts.add_metric([cluster.name, outcome, retry], n)
+        paths = CounterMetricFamily("meshd_rpc_requests", "Dubbo and Bolt requests by the path they took",
+                                    labels=["listener", "path"])
+        for listener, (common, other) in sorted(self.stats.rpc_paths.items()):
+            paths.add_metric([listener, "common"], common)
+            paths.add_metric([listener, "other"], other)
         yield requests
         yield latency
+        yield paths
         yield attempts
 
 
@@ -78,6 +84,8 @@ class Stats:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.records: dict[tuple[str, str, str], RequestStats] = {}
+        #: per listener, the RPC requests that took the common-case path and the others: [common, other]
+        self.rpc_paths: dict[str, list[int]] = {}
         self.clusters: Callable[[], Iterable[Any]] = lambda: ()   # the app points this at its cluster runtimes
         r.register(_Collector(self))
         self.downstream_cx = Gauge("meshd_downstream_connections", "Open downstream connections", ["listener"],
@@ -102,6 +110,13 @@ class Stats:
         if rec is None:
             rec = self.records[key] = RequestStats(key)
         return rec
+
+    def rpc_path_counts(self, listener: str) -> list[int]:
+        """The ``[common, other]`` counters of ``listener``'s RPC requests (the hot path adds to them)."""
+        counts = self.rpc_paths.get(listener)
+        if counts is None:
+            counts = self.rpc_paths[listener] = [0, 0]
+        return counts
 
     def request_done(self, listener: str, protocol: str, cluster: str, outcome: str, status: int | str,
                      seconds: float) -> None:

@@ -74,7 +74,8 @@ class GovernedExchange:
 
 
 class ListenerContext:
-    __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions", "rpc_plans")
+    __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions", "rpc_plans",
+                 "rpc_paths")
 
     def __init__(self, config: ListenerConfig, routes: RouteTable | None, runtime: Runtime) -> None:
         self.name = config.name
@@ -85,6 +86,9 @@ class ListenerContext:
         self.records: dict[str, dict[str, RequestStats]] = {}   # protocol → cluster name → record (hot path)
         self.rpc_decisions: dict[tuple, tuple] = {}  # (service, method, version) → (route, cluster, metadata)
         self.rpc_plans: dict[bytes, Any] = {}        # request head bytes → meshd.proxy.rpc._Plan
+        # [common, other]: how many RPC requests took the common-case path (meshd_rpc_requests_total)
+        self.rpc_paths = runtime.stats.rpc_path_counts(self.name) if self.protocol in ("dubbo", "bolt", "auto") \
+            else [0, 0]
 
     def record(self, cluster: str, protocol: str) -> RequestStats:
         """The stats record of this listener's ``protocol`` requests to ``cluster`` (made on first use): an

@@ -121,6 +121,8 @@ class RpcDownstream(asyncio.Protocol):
         Request = adapter.Request
         gov = rt.governance
         fast = (gov is None or not gov.active) and not rt.access_log.enabled
+        paths = ctx.rpc_paths                 # [common, other], meshd_rpc_requests_total{path}
+        common = 0                            # common-path requests of this batch, added to paths[0] after it
         if fast:                              # what the common-case path needs, once per read
             at, sig_of, fast_key, plans = adapter.head_at, adapter.sig.unpack_from, adapter.fast_key, ctx.rpc_plans
             deadline_key, native_timeout = adapter.deadline_key, adapter.native_timeout
@@ -148,6 +150,7 @@ class RpcDownstream(asyncio.Protocol):
             for ev in evs:
                 if type(ev) is not Request:
                     if ev is CLOSED:
+                        paths[0] += common
                         return
                     self._other(ev)
                     continue
@@ -220,9 +223,11 @@ class RpcDownstream(asyncio.Protocol):
                             pending[conn.transport] = [frame]
                         else:
                             parts.append(frame)
+                        common += 1
                         continue
                 if fast:
                     last_plan = last_host = None      # the general path may change what they were picked from
+                paths[1] += 1
                 ex = RpcExchange(self, ev)
                 try:
                     ex.start()
@@ -231,6 +236,9 @@ class RpcDownstream(asyncio.Protocol):
                     ex.reply(Outcome.INTERNAL, "internal error")
                 if learn is not None:
                     self._plan = self._learn(learn, ex, sig_of(ev.frame))
+            if common:
+                paths[0] += common
+                common = 0
 
     def _other(self, ev: Any) -> None:
         """A frame from a caller that is not a request: heartbeats are answered; responses, acks and events

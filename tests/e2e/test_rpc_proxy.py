@@ -9,6 +9,7 @@ providers of ``integration.servers.rpc_provider``.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import struct
 import time
@@ -460,6 +461,32 @@ def test_auto_listener_counts_each_protocol_to_one_cluster_apart(meshd_run):
     protocols = {part.split('"')[1] for label in labels for part in label.split(",") if part.startswith("protocol=")}
     assert protocols == {"http", "dubbo"}, labels
     assert all('cluster="gone"' in label for label in labels), labels
+
+
+def rpc_paths(m, listener: str) -> dict[str, float]:
+    prom = m.admin("/stats/prometheus")[1]
+    found = re.findall(rf'meshd_rpc_requests_total{{listener="{listener}",path="(\w+)"}} ([0-9.]+)', prom)
+    return {path: float(n) for path, n in found}
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_the_path_each_rpc_request_took_is_counted(meshd_run, provider, tmp_path, access_log):
+    p = provider("dubbo", "p")
+    config = rpc_config([{"name": IFACE, "endpoints": [{"address": p.address}]}])
+    config["access_log"] = {"path": str(tmp_path / "access.log") if access_log else None}
+    m = meshd_run(config)
+    raw = Raw(m.port("dubbo"), "dubbo")
+    for rid in range(20):
+        raw.send(dubbo_request(rid=rid))
+        assert raw.read().result().value == "p:sayHello:x"
+    paths = rpc_paths(m, "dubbo")
+    assert paths["common"] + paths["other"] == 20, paths
+    if access_log:                              # today an access log (on by default) sends every request
+        # the general way: issue 18 makes the common path the only one
+        assert paths == {"common": 0, "other": 20}
+    else:                                       # the first request learns the plan the others follow
+        assert paths == {"common": 19, "other": 1}
+    assert rpc_paths(m, "bolt") == {"common": 0, "other": 0}
 
 
 def test_bolt_v2_with_crc_is_forwarded_and_answered_in_kind(meshd_run, provider):
