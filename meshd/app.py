@@ -179,18 +179,10 @@ class Meshd:
     def _publish_routes(self, source: str, configs: Any) -> str | None:
         """A discovery source's route configurations: all validated like the config file's, then all in force
         on the listeners that take them (``route_config: {xds: <source>, name: <name>}``); None withdraws one."""
-        tables: dict[str, RouteTable | None] = {}
-        problems = []
-        for name, config in configs.items():
-            if config is None:
-                tables[name] = None
-                continue
-            try:
-                tables[name] = RouteTable(RouteConfiguration.model_validate({**config, "name": name}))
-            except ValidationError as exc:
-                problems.append(f"route configuration {name!r}: " + "; ".join(format_errors(exc)))
+        tables, problems = _validated("route configuration", configs, lambda name, config: RouteTable(
+            RouteConfiguration.model_validate({**config, "name": name})))
         if problems:
-            return "; ".join(problems)
+            return problems
         for name, table in tables.items():
             key = f"{source}:{name}"
             if table is None:
@@ -207,15 +199,9 @@ class Meshd:
         """Listeners a discovery source serves: all validated like the config file's, then (re)bound or
         closed in the background; a listener the source no longer serves stops accepting (its open
         connections finish)."""
-        configs: dict[str, ListenerConfig | None] = {}
-        problems = []
-        for name, spec in specs.items():
-            try:
-                configs[name] = None if spec is None else ListenerConfig.model_validate(spec)
-            except ValidationError as exc:
-                problems.append(f"listener {name!r}: " + "; ".join(format_errors(exc)))
+        configs, problems = _validated("listener", specs, lambda name, spec: ListenerConfig.model_validate(spec))
         if problems:
-            return "; ".join(problems)
+            return problems
         task = asyncio.ensure_future(self._rebind(configs))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -341,6 +327,19 @@ class Meshd:
         log.info("signal received: draining (up to %.1fs)", self.config.drain_timeout)
         await self.drain()
         await self.stop()
+
+
+def _validated(what: str, specs: Any, build: Any) -> tuple[dict[str, Any], str]:
+    """``build(name, spec)`` for each spec a source publishes (None: withdrawn, kept as None), and every
+    validation problem, each naming ``what`` and the name, in one message ("" when there is none)."""
+    built: dict[str, Any] = {}
+    problems = []
+    for name, spec in specs.items():
+        try:
+            built[name] = None if spec is None else build(name, spec)
+        except ValidationError as exc:
+            problems.append(f"{what} {name!r}: " + "; ".join(format_errors(exc)))
+    return built, "; ".join(problems)
 
 
 def _set_routes(ctx: ListenerContext, table: RouteTable | None) -> None:
