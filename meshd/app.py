@@ -298,6 +298,9 @@ class Meshd:
             self.loop_lag.stop()
         for t in self._sync_waits:
             t.cancel()
+        for t in list(self._tasks):            # a rebind of discovered listeners must not bind after this
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for listener in self.listeners:
             listener.stop_accepting()
         for conn in list(self.runtime.connections if self.runtime else ()):
