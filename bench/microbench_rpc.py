@@ -1,6 +1,9 @@
 """Python cost of one proxied Dubbo (or Bolt) request without sockets: the real RpcDownstream, routing,
 balancing, MuxConnection and response path on fake transports, BATCH requests per read (pipelining).
-Reports µs per request (median of rounds). ``python -m bench.microbench_rpc [dubbo|bolt] [--governance]``.
+Reports µs per request (median of rounds) and how many requests took the common-case path.
+``python -m bench.microbench_rpc [dubbo|bolt] [--governance] [--access-log] [--java]``: ``--access-log`` writes
+the access log to a file (the shipped default writes it to stdout), ``--java`` sends a Dubbo body shaped as a
+Java Dubbo 2.7 consumer sends it (``timeout``, ``remote.application`` and ``traceparent`` attachments).
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ from meshd.codec import bolt, dubbo
 from meshd.config import build_config
 
 
+def _java_request() -> bytes:
+    return dubbo.encode_request(1, IFACE, "sayHello", ["world", 7], param_types=["java.lang.String", "int"],
+                                version="1.0.0", attachments={
+                                    "application": "bench", "remote.application": "bench", "timeout": "3000",
+                                    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+
+
 async def measure(protocol: str = "dubbo", governance: bool = False, n: int = 20000, rounds: int = 5,
-                  batch: int = 8) -> dict:
+                  batch: int = 8, access_log: str | None = None, java: bool = False) -> dict:
     from meshd.app import Meshd
     from meshd.upstream.mux import MuxConnection, MuxPool
     config = {
-        "admin": {"address": "127.0.0.1:0"}, "access_log": {"path": None},
+        "admin": {"address": "127.0.0.1:0"}, "access_log": {"path": access_log},
         "listeners": [{"name": "rpc", "address": "127.0.0.1:0", "protocol": protocol}],
         "clusters": [{"name": IFACE, "endpoints": [{"address": "127.0.0.1:9"}]}],
     }
@@ -50,7 +60,7 @@ async def measure(protocol: str = "dubbo", governance: bool = False, n: int = 20
     down = RpcDownstream(ctx, adapter)
     down_t = FakeTransport()
     down.connection_made(down_t)
-    request = bytearray(_request(protocol))
+    request = bytearray(_java_request() if java and protocol == "dubbo" else _request(protocol))
     reply = bytearray(dubbo.encode_response(0, "hello bench") if protocol == "dubbo" else
                       bolt.encode_response(0, "hello bench"))
     patch = adapter.patch_id
@@ -73,11 +83,18 @@ async def measure(protocol: str = "dubbo", governance: bool = False, n: int = 20
         assert not up.inflight and down_t.out, "every request answered"
         down_t.out.clear()
         up_t.out.clear()
+    common, other = ctx.rpc_paths
     await app.stop()
-    return {"protocol": protocol, "governance": governance, "batch": batch,
-            "us_per_request": round(statistics.median(per_request), 2), "rounds": [round(x, 2) for x in per_request]}
+    return {"protocol": protocol, "governance": governance, "access_log": access_log is not None,
+            "java_shape": java and protocol == "dubbo", "batch": batch,
+            "us_per_request": round(statistics.median(per_request), 2), "rounds": [round(x, 2) for x in per_request],
+            "paths": {"common": common, "other": other}}
 
 
 if __name__ == "__main__":
+    import tempfile
     proto = next((a for a in sys.argv[1:] if a in ("dubbo", "bolt")), "dubbo")
-    print(json.dumps(uvloop.run(measure(proto, "--governance" in sys.argv))))
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = f"{tmp}/access.log" if "--access-log" in sys.argv else None
+        print(json.dumps(uvloop.run(measure(proto, "--governance" in sys.argv, access_log=log_path,
+                                            java="--java" in sys.argv))))
