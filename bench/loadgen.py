@@ -1,10 +1,12 @@
 """Built-in load generators (used when wrk is missing, and for the RPC scenarios wrk cannot drive).
 
 ``python bench/loadgen.py http PORT CONNECTIONS SECONDS [PATH]`` — closed-loop HTTP/1.1 keep-alive.
-``python bench/loadgen.py frames PORT CONNECTIONS SECONDS DEPTH HEXFRAME IDKIND`` — pipelined RPC: each
-connection keeps DEPTH requests in flight; HEXFRAME is one encoded request whose id is rewritten per
-send (IDKIND ``dubbo``: int64 at offset 4; ``bolt``: u32 at offset 5); responses are framed by the same
-header rules and matched by id. Prints one JSON line: requests, seconds, rps, p50_ms, p99_ms, errors.
+``python bench/loadgen.py frames PORT CONNECTIONS SECONDS DEPTH HEXFRAME IDKIND [TRACE_AT TRACE_LEN]`` —
+pipelined RPC: each connection keeps DEPTH requests in flight; HEXFRAME is one encoded request whose id is
+rewritten per send (IDKIND ``dubbo``: int64 at offset 4; ``bolt``: u32 at offset 5), and, with TRACE_AT,
+the TRACE_LEN ASCII digits at that offset too (a trace id unique per request, as Java callers send);
+responses are framed by the same header rules and matched by id. Prints one JSON line: requests,
+seconds, rps, p50_ms, p99_ms, errors.
 """
 
 from __future__ import annotations
@@ -55,8 +57,11 @@ async def http(port: int, conns: int, seconds: float, path: str) -> dict:
 
 
 class _Pipelined(asyncio.Protocol):
-    def __init__(self, frame: bytes, idkind: str, depth: int, stop: float, latencies: list, done: asyncio.Future):
+    def __init__(self, frame: bytes, idkind: str, depth: int, stop: float, latencies: list, done: asyncio.Future,
+                 trace: tuple[int, int] | None = None, base: int = 0):
         self.frame = bytearray(frame)
+        self.trace = trace
+        self.base = base                      # keeps trace ids of different connections apart
         self.dubbo = idkind == "dubbo"
         self.depth = depth
         self.stop = stop
@@ -81,6 +86,9 @@ class _Pipelined(asyncio.Protocol):
                 struct.pack_into(">q", self.frame, 4, rid)
             else:
                 struct.pack_into(">I", self.frame, 5, rid)
+            if self.trace is not None:
+                at, width = self.trace
+                self.frame[at:at + width] = b"%0*d" % (width, self.base + rid)
             out.append(bytes(self.frame))
             self.sent[rid] = now
         self.transport.write(b"".join(out))
@@ -124,16 +132,17 @@ class _Pipelined(asyncio.Protocol):
             self.done.set_result(self.errors + len(self.sent))
 
 
-async def frames(port: int, conns: int, seconds: float, depth: int, frame: bytes, idkind: str) -> dict:
+async def frames(port: int, conns: int, seconds: float, depth: int, frame: bytes, idkind: str,
+                 trace: tuple[int, int] | None = None) -> dict:
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
     futures = []
     t0 = time.perf_counter()
-    for _ in range(conns):
+    for i in range(conns):
         fut = loop.create_future()
-        await loop.create_connection(lambda: _Pipelined(frame, idkind, depth, stop, latencies, fut), "127.0.0.1",
-                                     port)
+        await loop.create_connection(lambda: _Pipelined(frame, idkind, depth, stop, latencies, fut, trace,
+                                                        i * 10 ** 12), "127.0.0.1", port)
         futures.append(fut)
     errors = sum(await asyncio.wait_for(asyncio.gather(*futures), seconds + 10))
     return _result(latencies, time.perf_counter() - t0, errors)
@@ -144,7 +153,8 @@ def main(argv: list[str]) -> None:
     if kind == "http":
         result = uvloop.run(http(port, conns, seconds, argv[4] if len(argv) > 4 else "/"))
     else:
-        result = uvloop.run(frames(port, conns, seconds, int(argv[4]), bytes.fromhex(argv[5]), argv[6]))
+        trace = (int(argv[7]), int(argv[8])) if len(argv) > 8 else None
+        result = uvloop.run(frames(port, conns, seconds, int(argv[4]), bytes.fromhex(argv[5]), argv[6], trace))
     print(json.dumps(result))
 
 

@@ -1,6 +1,6 @@
 """Python cost of one proxied Dubbo (or Bolt) request without sockets: the real RpcDownstream, routing,
 balancing, MuxConnection and response path on fake transports, BATCH requests per read (pipelining).
-Reports µs per request (median of rounds) and how many requests took the common-case path.
+Reports µs per request (median of rounds) and how many requests took the common path (a plan).
 ``python -m bench.microbench_rpc [dubbo|bolt] [--governance] [--access-log] [--java]``: ``--access-log`` writes
 the access log to a file (the shipped default writes it to stdout), ``--java`` sends a Dubbo body shaped as a
 Java Dubbo 2.7 consumer sends it (``timeout``, ``remote.application`` and ``traceparent`` attachments).

@@ -4,19 +4,24 @@
 (fields: start, request line, status, response flags, bytes received, bytes sent, duration ms, upstream
 host, cluster, attempts). For RPC the request line is ``"DUBBO org.example.DemoService:sayHello 2.0.2"``.
 
-Lines are buffered and flushed at most every ``flush_interval`` seconds or 64 KiB, so logging costs
-one string format per request on the hot path.
+A request costs one tuple of its raw fields (:meth:`AccessLog.rpc`, :meth:`AccessLog.http`); lines are
+formatted when the buffer is written: every ``BATCH`` requests, and by meshd's once-a-second sweep
+(:meth:`AccessLog.flush`). Start times are the event loop's clock (``loop.time()``, the monotonic clock)
+and become wall-clock time when formatted; the date part is formatted once per second of log.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Any
+
+BATCH = 1024
+"""Requests buffered before their lines are formatted and written."""
 
 
 class AccessLog:
-    def __init__(self, path: str | None, flush_interval: float = 0.5) -> None:
+    def __init__(self, path: str | None) -> None:
         self.path = path
         self._out: IO[str] | None
         if path is None:
@@ -26,32 +31,55 @@ class AccessLog:
         else:
             self._out = open(path, "a", buffering=1 << 16)
         self.enabled = self._out is not None
-        self._buf: list[str] = []
-        self._size = 0
-        self._last_flush = time.monotonic()
-        self.flush_interval = flush_interval
+        self._buf: list[tuple] = []
+        self._second = -1
+        self._date = ""
 
-    def write(self, start: float, request_line: str, status: int | str, flags: str, bytes_in: int, bytes_out: int,
-              duration: float, upstream: str, cluster: str, attempts: int) -> None:
-        if self._out is None:
-            return
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f".{int(start * 1000) % 1000:03d}Z"
-        line = (f'[{ts}] "{request_line}" {status} {flags or "-"} {bytes_in} {bytes_out} '
-                f'{int(duration * 1000)} "{upstream or "-"}" {cluster or "-"} attempts={attempts}\n')
-        self._buf.append(line)
-        self._size += len(line)
-        now = time.monotonic()
-        if self._size > 65536 or now - self._last_flush > self.flush_interval:
-            self.flush(now)
+    def rpc(self, started: float, protocol: str, service: str, method: str, version: str, status: Any,
+            flags: str, bytes_in: int, duration: float, upstream: str, cluster: str, attempts: int) -> None:
+        """One RPC request (``protocol`` upper case, as the line shows it); ``started`` is loop time."""
+        buf = self._buf
+        buf.append((started, protocol, service, method, version, status, flags, bytes_in, 0, duration, upstream,
+                    cluster, attempts))
+        if len(buf) >= BATCH:
+            self.flush()
 
-    def flush(self, now: float | None = None) -> None:
+    def http(self, started: float, method: bytes, url: bytes, version: str, status: Any, flags: str,
+             bytes_in: int, bytes_out: int, duration: float, upstream: str, cluster: str, attempts: int) -> None:
+        """One HTTP request (method and URL as received); ``started`` is loop time."""
+        buf = self._buf
+        buf.append((started, None, method, url, version, status, flags, bytes_in, bytes_out, duration, upstream,
+                    cluster, attempts))
+        if len(buf) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
         if self._out is None or not self._buf:
             return
-        self._out.write("".join(self._buf))
+        buf, self._buf = self._buf, []
+        self._out.write("".join(self._lines(buf)))
         self._out.flush()
-        self._buf.clear()
-        self._size = 0
-        self._last_flush = now if now is not None else time.monotonic()
+
+    def _lines(self, entries: list[tuple]) -> list[str]:
+        offset = time.time() - time.monotonic()     # loop time → wall-clock time
+        out = []
+        second, date = self._second, self._date
+        for started, protocol, a, b, c, status, flags, bytes_in, bytes_out, duration, upstream, cluster, \
+                attempts in entries:
+            wall = started + offset
+            s = int(wall)
+            if s != second:
+                second, date = s, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
+            if protocol is None:
+                line = f"{a.decode('latin-1')} {b.decode('latin-1')} HTTP/{c}"
+            elif a:
+                line = f"{protocol} {a}:{b} {c or '-'}"
+            else:
+                line = f"{protocol} -"
+            out.append(f'[{date}.{int(wall * 1000) % 1000:03d}Z] "{line}" {status} {flags or "-"} {bytes_in} '
+                       f'{bytes_out} {int(duration * 1000)} "{upstream or "-"}" {cluster or "-"} attempts={attempts}\n')
+        self._second, self._date = second, date
+        return out
 
     def close(self) -> None:
         self.flush()

@@ -348,7 +348,8 @@ def _validated(what: str, specs: Any, build: Any) -> tuple[dict[str, Any], str]:
 def _set_routes(ctx: ListenerContext, table: RouteTable | None) -> None:
     ctx.routes = table
     ctx.rpc_decisions.clear()
-    ctx.rpc_plans.clear()
+    for plans in ctx.rpc_plans.values():
+        plans.clear()
 
 
 def setup_logging(level: str) -> None:

@@ -84,7 +84,7 @@ class Stats:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.records: dict[tuple[str, str, str], RequestStats] = {}
-        #: per listener, the RPC requests that took the common-case path and the others: [common, other]
+        #: per listener, the RPC requests forwarded by a plan and those routed one by one: [common, other]
         self.rpc_paths: dict[str, list[int]] = {}
         self.clusters: Callable[[], Iterable[Any]] = lambda: ()   # the app points this at its cluster runtimes
         r.register(_Collector(self))

@@ -8,7 +8,9 @@ from typing import Any
 
 from governance import BlockError
 from meshd.accesslog import AccessLog
+from meshd.codec.bolt.frame import key_names
 from meshd.config import Config, ListenerConfig
+from meshd.proxy.rpc_protocols import BOLT_KEY_HEADERS
 from meshd.routing.table import RouteTable
 from meshd.stats import RequestStats, Stats
 from meshd.timers import TimerWheel
@@ -40,6 +42,7 @@ class GovernedExchange:
     request), ``_blocked(governor, error)`` (the in-protocol answer) and ``_send_attempt()``.
     """
 
+    __slots__ = ()
     entry: Any = None
     rt: Runtime
 
@@ -75,7 +78,7 @@ class GovernedExchange:
 
 class ListenerContext:
     __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions", "rpc_plans",
-                 "rpc_paths")
+                 "rpc_key_names", "rpc_paths")
 
     def __init__(self, config: ListenerConfig, routes: RouteTable | None, runtime: Runtime) -> None:
         self.name = config.name
@@ -85,8 +88,11 @@ class ListenerContext:
         self.protocol = config.protocol
         self.records: dict[str, dict[str, RequestStats]] = {}   # protocol → cluster name → record (hot path)
         self.rpc_decisions: dict[tuple, tuple] = {}  # (service, method, version) → (route, cluster, metadata)
-        self.rpc_plans: dict[bytes, Any] = {}        # request head bytes → meshd.proxy.rpc._Plan
-        # [common, other]: how many RPC requests took the common-case path (meshd_rpc_requests_total)
+        # protocol → routing key → meshd.proxy.rpc._Plan
+        self.rpc_plans: dict[str, dict[bytes, Any]] = {"dubbo": {}, "bolt": {}}
+        # the Bolt header-map entries a routing key holds: the request's own, and header_to_metadata's
+        self.rpc_key_names = key_names({*BOLT_KEY_HEADERS, *(n.encode() for n in config.header_to_metadata)})
+        # [common, other]: RPC requests forwarded by a plan, and routed one by one (meshd_rpc_requests_total)
         self.rpc_paths = runtime.stats.rpc_path_counts(self.name) if self.protocol in ("dubbo", "bolt", "auto") \
             else [0, 0]
 

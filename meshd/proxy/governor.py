@@ -44,6 +44,7 @@ class Governor:
         self.enabled = True                    # Sentinel's global switch (the dashboard's setSwitch)
         self.active = False                    # enabled, and some rule in force: requests enter the engine
         self.inbound = False                   # pass requests as inbound only when system rules need it
+        self.generation = 0                    # bumped whenever what a request enters may have changed
         self.metric_log: MetricLogWriter | None = None
         self._http_keys: dict[tuple, str] = {}
         self._prepared: dict[tuple, tuple] = {}   # per resource key: (resources, needs args, needs origin)
@@ -78,6 +79,7 @@ class Governor:
         self._referenced = frozenset(r.ref_resource for r in self.sentinel.rule_objects("flow")
                                      if getattr(r, "ref_resource", ""))
         self._prepared.clear()                 # plans changed: which requests need args/origin may too
+        self.generation += 1
         if changed:
             log.info("governance: %s rules now %d (%s dialect)", kind, len(self.sentinel.rule_objects(kind)), dialect)
 
@@ -111,26 +113,28 @@ class Governor:
         return prepared
 
     def enter_rpc(self, ex: Any) -> Any:
-        """Enter the attempt of RPC exchange ``ex``: an Entry, or a BlockError."""
-        view = ex.view
-        key = (view.service, view.method)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = self._prepare((view.service, f"{view.service}:{view.method}"))
-            self._prepared[key] = prepared
-        resources, needs_args, needs_origin = prepared
+        """Enter the attempt of RPC exchange ``ex``: an Entry, a BlockError, or None (nothing governs it).
+        Which resources its plan enters is worked out once per plan and rule generation."""
+        plan = ex.plan
+        if plan.gov_gen != self.generation:
+            key = (plan.service, plan.method)
+            prepared = self._prepared.get(key)
+            if prepared is None:
+                prepared = self._prepare((plan.service, f"{plan.service}:{plan.method}"))
+                self._prepared[key] = prepared
+            plan.gov, plan.gov_gen = prepared, self.generation
+        resources, needs_args, needs_origin = plan.gov
         if not resources:
             return None
+        origin = ex.adapter.origin(ex.event) if needs_origin else ""
         args: tuple = ()
         attachments = None
         if needs_args:
             args, attachments = _rpc_arguments(ex)
         try:
             if len(resources) == 1:
-                return self.sentinel.entry(resources[0], _rpc_origin(view) if needs_origin else "", args,
-                                           attachments, 1, self.inbound)
-            return self.sentinel.entry_many(resources, _rpc_origin(view) if needs_origin else "", args,
-                                            attachments, 1, self.inbound)
+                return self.sentinel.entry(resources[0], origin, args, attachments, 1, self.inbound)
+            return self.sentinel.entry_many(resources, origin, args, attachments, 1, self.inbound)
         except BlockError as err:
             return err
 
@@ -203,12 +207,6 @@ class Governor:
     def describe(self) -> list:
         return []
 
-def _rpc_origin(view: Any) -> str:
-    if view.adapter.name == "dubbo":
-        return view.attachment("remote.application") or view.attachment("application") or ""
-    return view.attachment("app") or view.attachment("rpc_trace_context.sofaCallerApp") or ""
-
-
 def _rpc_arguments(ex: Any) -> tuple[tuple, dict]:
     """Arguments and attachments for hotspot rules (a full body decode: only when a hotspot rule asks)."""
     event = ex.event
@@ -217,7 +215,8 @@ def _rpc_arguments(ex: Any) -> tuple[tuple, dict]:
             inv = event.invocation()
             return tuple(inv.args), {str(k): v for k, v in inv.attachments.items()}
         req = event.sofa_request()
-        return tuple(req.args), dict(ex.view.attachments())
+        view = ex.routing_view()
+        return tuple(req.args), dict(view.attachments()) if view is not None else {}
     except Exception as exc:  # noqa: BLE001 - a body hotspot cannot read: the rule is skipped
         log.debug("governance: cannot decode arguments for hotspot rules: %s", exc)
         return (), {}

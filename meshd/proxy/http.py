@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from typing import Any
 
@@ -679,9 +678,8 @@ class HttpExchange(GovernedExchange):
                                                        self.status, duration)
         if rt.access_log.enabled:
             upstream = self.tried[-1].address if self.tried else ""
-            rt.access_log.write(time.time() - duration, f"{self.method.decode()} {self.url.decode('latin-1')} "
-                                f"HTTP/{self.version}", self.status or "-", self.flags, self.bytes_in,
-                                self.bytes_out, duration, upstream, self.cluster_name, len(self.tried))
+            rt.access_log.http(self.started, self.method, self.url, self.version, self.status or "-", self.flags,
+                               self.bytes_in, self.bytes_out, duration, upstream, self.cluster_name, len(self.tried))
         down.exchange_done(self, self.close_after or rt.draining)
 
     def downstream_closed(self) -> None:

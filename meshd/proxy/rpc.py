@@ -1,9 +1,16 @@
 """The RPC forwarding path (Dubbo2, SOFA Bolt) and protocol sniffing for ``auto`` listeners.
 
-:class:`RpcDownstream` decodes the caller's frames; every request becomes an :class:`RpcExchange` (in
-the common case first a lighter :class:`FastCall`; see RpcDownstream); heartbeats are answered here.
-Requests on one connection are independent (multiplexed): each is routed, balanced and sent on its
-own, and responses go back in whatever order providers answer.
+:class:`RpcDownstream` decodes the caller's frames; every request becomes an :class:`RpcExchange`;
+heartbeats are answered here. Requests on one connection are independent (multiplexed): each is routed,
+balanced and sent on its own, and responses go back in whatever order providers answer.
+
+One path: a request is forwarded by a :class:`_Plan`, which the first request with its routing key
+(path, version, group and method for Dubbo; the ``service``, method and named header-map entries for
+Bolt) leaves behind when it is routed; the requests after it are neither decoded nor routed again.
+Their caller's deadline, governance entry and exit, subset pick, retries and access log line all
+happen on the same exchange; only a request whose key is new, or whose route reads more than the key
+(attachment matchers, weighted clusters, Dubbo ``header_to_metadata``), is decoded and routed on its
+own (``meshd_rpc_requests_total{path="other"}``).
 
 Routing: the listener's route table (service, method, version, group, attachments); a request no route
 matches goes to the cluster named after its interface (the RPC default of docs/configuration.md). Subset metadata: the
@@ -25,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Callable
 
 from meshd import writebatch
@@ -36,9 +42,11 @@ from meshd.codec.sniff import BOLT, DUBBO, HTTP1, MATCH, NEED_MORE, sniff
 from meshd.proxy.context import GovernedExchange, ListenerContext
 from meshd.proxy.retry import RetryState
 from meshd.proxy.rpc_protocols import ADAPTERS, RpcAdapter, RpcView
+from meshd.routing.subset import Selection
 from meshd.upstream.mux import ID_LIMIT, MuxConnection, MuxPool
 
 log = logging.getLogger("meshd.rpc")
+
 
 class _Bodyless:
     """The routing view of a request whose body cannot be read: only a match-all route matches it."""
@@ -54,34 +62,59 @@ _BODYLESS = _Bodyless()
 
 
 class _Plan:
-    """How requests whose head bytes are ``head`` (and fixed-header fields ``sig``) are forwarded when
-    nothing but those bytes decides it: derived from the listener's cached routing decision. ``ok`` is
-    False when such requests must take the general path (a retry policy, route metadata)."""
+    """How requests with one routing key are forwarded: what routing decided for the first of them.
 
-    __slots__ = ("head", "sig", "ok", "name", "route", "timeout", "rec", "ok_status", "resp_at", "resp_byte",
-                 "exc_at", "exc_marks", "id_pack", "id_at")
+    Made by the request that routes a key first (the general path: decode, match the route table) and
+    kept per listener and protocol when nothing but the key decided it (``cacheable``); every later
+    request with that key is forwarded by it without a decode. It keeps, besides the route's decision,
+    the subset selection its version, group and ``header_to_metadata`` values make in the cluster
+    (recomputed when the cluster's hosts change: ``epoch``), the governance resources it enters (per rule
+    generation) and its stats record.
+    """
 
-    def __init__(self, head: bytes, sig: tuple, ok: bool, decision: tuple | None, adapter: RpcAdapter) -> None:
-        self.head, self.sig, self.ok = head, sig, ok
-        self.rec: Any = None                  # the listener's RequestStats for the cluster, once used
-        self.route, self.name, _, _, self.timeout = decision if decision is not None else (None, "", {}, None, 0.0)
-        # the adapter's response constants, where FastCall reads them fastest
-        a = adapter
-        self.ok_status, self.resp_at, self.resp_byte, self.exc_at, self.exc_marks, self.id_pack, self.id_at = \
-            a.ok_status, a.resp_at, a.resp_byte, a.exc_at, a.exc_marks, a.id_pack, a.id_at
+    __slots__ = ("service", "method", "version", "group", "extra", "oneway", "route", "name", "route_md", "policy",
+                 "timeout", "cacheable", "epoch", "md", "md_key", "gov_gen", "gov", "rec")
+
+    def __init__(self, service: str, method: str, version: str, group: str, extra: dict[str, str], oneway: bool,
+                 decision: tuple, cacheable: bool) -> None:
+        self.service, self.method, self.version, self.group, self.extra = service, method, version, group, extra
+        self.oneway = oneway
+        self.route, self.name, route_md, self.policy, self.timeout = decision
+        self.route_md = route_md if type(route_md) is Selection else Selection(route_md)
+        self.cacheable = cacheable
+        self.epoch = -1
+        self.md: Selection = self.route_md
+        self.md_key: tuple = self.route_md.key
+        self.gov_gen = -1
+        self.gov: tuple = ()
+        self.rec: Any = None
+
+    def select(self, cluster: Any) -> None:
+        """The subset metadata for ``cluster`` as it is now (Dubbo's rules: a request's version and group
+        select only once some endpoint of the cluster declares that key; the route's selection wins)."""
+        md: dict[str, str] = {}
+        if cluster.request_metadata:
+            declared = cluster.subsets.declared
+            if declared["version"] and self.version != "*":
+                md["version"] = self.version
+            if declared["group"] and self.group != "*":
+                md["group"] = self.group
+            md.update(self.extra)
+        if md:
+            md.update(self.route_md)
+            self.md = Selection(md)
+        else:
+            self.md = self.route_md
+        self.md_key = self.md.key
+        self.epoch = cluster.epoch
 
 
 class RpcDownstream(asyncio.Protocol):
     """One caller connection speaking ``adapter``'s protocol.
 
-    The common case takes a path without an exchange's method calls: a two-way request whose head bytes
-    match a :class:`_Plan` (a cached decision with no retry policy and no route metadata) and that
-    carries no deadline of its own in the body, while neither governance nor the access log is on, to a
-    cluster whose hosts the request's own version/group do not select, with a host set built and a
-    usable connection ready. :meth:`_events` picks, counts, arms and sends it as a :class:`FastCall`,
-    which answers a plain success itself and turns into the :class:`RpcExchange` the general path
-    would have made for anything else. Every other request takes :meth:`RpcExchange.start`, and the
-    plan for its head is learnt from the decision it made.
+    Every request becomes an :class:`RpcExchange`. One whose routing key (``adapter.route_key``) has a
+    plan is forwarded by it (``path="common"`` in ``meshd_rpc_requests_total``); any other is decoded and
+    routed (``"other"``), and leaves the plan for its key when the key alone decided its route.
     """
 
     def __init__(self, ctx: ListenerContext, adapter: RpcAdapter) -> None:
@@ -94,7 +127,9 @@ class RpcDownstream(asyncio.Protocol):
         self.closed = False
         self.last_activity = 0.0
         self.peer = ""
-        self._plan: _Plan | None = None      # the plan the last request matched
+        self.batch = _NO_BATCH                 # what the last request of a read found (RpcExchange.forward)
+        self.conn = _NO_BATCH
+        self.deadline = _NO_BATCH
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,21 +154,10 @@ class RpcDownstream(asyncio.Protocol):
     def _events(self, now: float) -> None:
         adapter, dec, rt, ctx = self.adapter, self.decoder, self.rt, self.ctx
         Request = adapter.Request
-        gov = rt.governance
-        fast = (gov is None or not gov.active) and not rt.access_log.enabled
+        route_key, names = adapter.route_key, ctx.rpc_key_names
+        plans = ctx.rpc_plans[adapter.name]
         paths = ctx.rpc_paths                 # [common, other], meshd_rpc_requests_total{path}
-        common = 0                            # common-path requests of this batch, added to paths[0] after it
-        if fast:                              # what the common-case path needs, once per read
-            at, sig_of, fast_key, plans = adapter.head_at, adapter.sig.unpack_from, adapter.fast_key, ctx.rpc_plans
-            deadline_key, native_timeout = adapter.deadline_key, adapter.native_timeout
-            id_at, id_pack, pname = adapter.id_at, adapter.id_pack, adapter.name
-            clusters, active, pending = rt.clusters.clusters, self.active, writebatch._pending
-            h2m = bool(ctx.config.header_to_metadata)
-            epoch = writebatch.epoch
-            slot: set = set()
-            slot_timeout = -1.0
-            # within one read: the last plan's cluster and host set, the last host's connection
-            last_plan = last_host = last_cluster = balancer = last_conn = None
+        active = self.active
         while True:
             try:
                 evs = dec.events()
@@ -147,114 +171,40 @@ class RpcDownstream(asyncio.Protocol):
                 return
             if not evs:
                 return
+            common = 0
             for ev in evs:
                 if type(ev) is not Request:
                     if ev is CLOSED:
-                        paths[0] += common
-                        return
+                        break
                     self._other(ev)
                     continue
-                learn = None
-                if fast:
-                    frame = ev.frame
-                    plan = self._plan
-                    if plan is None or not frame.startswith(plan.head, at):
-                        # A full table stops the search: heads that never repeat (Bolt header maps with
-                        # per-request trace ids) then cost nothing beyond the general path.
-                        learn = fast_key(ev) if len(plans) < _PLAN_LIMIT else None
-                        plan = plans.get(learn) if learn is not None else None
-                        if plan is not None:
-                            self._plan, learn = plan, None
-                    conn = None
-                    if plan is not None and plan.ok and sig_of(frame) == plan.sig:
-                        timeout = plan.timeout
-                        if deadline_key is not None:
-                            if frame.find(deadline_key, at) >= 0:
-                                timeout = 0.0         # the request carries its own deadline: general path
-                        elif native_timeout:
-                            ms = ev.timeout
-                            if ms > 0 and ms / 1000.0 < timeout:
-                                timeout = ms / 1000.0
-                        host = None
-                        if plan is last_plan:
-                            cluster = last_cluster
-                            if timeout > 0 and cluster.active_requests < cluster.max_requests:
-                                host = balancer.pick()
-                        else:
-                            cluster = clusters.get(plan.name) if timeout > 0 else None
-                            if cluster is not None and cluster.active_requests < cluster.max_requests and \
-                                    not cluster.request_selects and not (h2m and cluster.request_metadata):
-                                hs = cluster._sets.get(())
-                                if hs is not None and cluster.clock() < cluster._health_epoch:
-                                    last_plan, last_cluster, balancer = plan, cluster, hs.balancer
-                                    host = balancer.pick()
-                                else:
-                                    host = cluster.pick(None)
-                        if host is None:
-                            pass
-                        elif host is last_host:
-                            conn = last_conn
-                        else:
-                            pool = host.pools.get(pname)
-                            if pool is not None:
-                                conn = pool._batch_conn
-                                if pool._batch_epoch != epoch or conn.closed or conn.draining or conn.write_paused:
-                                    conn = pool.batch_conn()
-                                if conn is not None:
-                                    last_host, last_conn = host, conn
-                    if conn is not None:
-                        call = _new_call(FastCall)
-                        call.down, call.event, call.started, call.plan = self, ev, now, plan
-                        call.cluster, call.host, call.conn = cluster, host, conn
-                        call.callback, call.promoted = True, None
-                        active.add(call)
-                        rt.in_flight += 1
-                        cluster.active_requests += 1
-                        host.active_requests += 1
-                        if timeout != slot_timeout:
-                            slot, slot_timeout = rt.timers.slot(timeout), timeout
-                        slot.add(call)
-                        call.slot = slot
-                        uid = call.uid = conn.next_id = conn.next_id + 1 if conn.next_id < ID_LIMIT else 1
-                        id_pack(frame, id_at, uid)
-                        conn.inflight[uid] = call
-                        parts = pending.get(conn.transport)   # writebatch.write, inline: we are in the batch
-                        if parts is None:
-                            pending[conn.transport] = [frame]
-                        else:
-                            parts.append(frame)
-                        common += 1
-                        continue
-                if fast:
-                    last_plan = last_host = None      # the general path may change what they were picked from
-                paths[1] += 1
-                ex = RpcExchange(self, ev)
+                ex = RpcExchange(self, ev, now)
+                active.add(ex)
+                rt.in_flight += 1
+                key = route_key(ev, names)
+                plan = plans.get(key) if key is not None else None
                 try:
-                    ex.start()
+                    if plan is not None:
+                        common += 1
+                        ex.forward(plan)
+                    else:
+                        paths[1] += 1
+                        ex.start()
+                        plan = ex.plan
+                        if key is not None and plan is not None and plan.cacheable and len(plans) < _PLAN_LIMIT:
+                            plans[key] = plan
                 except Exception:                    # a bug must cost one request, not the connection
                     log.exception("listener %s: internal error handling a %s request", self.ctx.name, adapter.name)
                     ex.reply(Outcome.INTERNAL, "internal error")
-                if learn is not None:
-                    self._plan = self._learn(learn, ex, sig_of(ev.frame))
-            if common:
-                paths[0] += common
-                common = 0
+            paths[0] += common
+            if evs[-1] is CLOSED:
+                return
 
     def _other(self, ev: Any) -> None:
         """A frame from a caller that is not a request: heartbeats are answered; responses, acks and events
         carry nothing to forward."""
         if type(ev) is self.adapter.Heartbeat and getattr(ev, "twoway", True) and not self.closed:
             self.write(self.adapter.heartbeat_ack(ev))
-
-    def _learn(self, key: bytes, ex: "RpcExchange", sig: tuple) -> _Plan | None:
-        """The plan for requests like ``ex``'s (head bytes ``key``), once the general path decided it."""
-        view = ex.view
-        if view is None or not self.adapter.fast_sig(sig):
-            return None                       # unreadable, or a kind of frame that never takes the fast path
-        decision = self.ctx.rpc_decisions.get((view.service, view.method, view.version))
-        ok = decision is not None and decision[3] is None and not decision[2]
-        plan = self.ctx.rpc_plans[key] = _Plan(key, sig, ok, decision, self.adapter)
-        return plan
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -298,75 +248,70 @@ class RpcDownstream(asyncio.Protocol):
 class RpcExchange(GovernedExchange):
     """One RPC request and its response; see the module docstring.
 
-    Hot path: most fields are class-level defaults, so a request writes only what it uses; routing
-    decisions are cached per listener by (service, method, version) when the route table cannot
-    depend on anything else (no group or attachment matchers, no weighted clusters).
+    Made by :meth:`RpcDownstream._events`, which counts it active. :meth:`forward` sends it by a plan;
+    :meth:`start` routes it first. It is its own deadline entry in the timer wheel (``callback`` is True
+    while armed, ``slot`` its tick's set).
     """
 
-    view: RpcView | None = None
-    route: Any = None
-    cluster: Any = None
-    cluster_name = "-"
-    metadata: dict[str, str] = {}
-    retry: RetryState | None = None
-    tried: list | None = None
-    upstream_host: Any = None
-    upstream: MuxConnection | None = None
-    uid = 0
-    pool: MuxPool | None = None
-    timer: Any = None
-    try_timer: Any = None
-    finished = False
-    status: int | str = "-"
-    flags = ""
-    outcome = Outcome.OK
-    retrying = False
-    oneway = False
+    __slots__ = ("down", "rt", "adapter", "event", "started", "view", "plan", "cluster", "retry", "tried",
+                 "upstream_host", "upstream", "uid", "pool", "callback", "slot", "try_timer", "finished", "status",
+                 "flags", "outcome", "retrying", "oneway", "entry")
 
-    def __init__(self, down: RpcDownstream, event: Any) -> None:
-        self.down = down
-        self.rt = down.rt
-        self.adapter = down.adapter
-        self.event = event
-        self.started = down.rt.loop.time()
-        self.oneway = down.adapter.oneway(event)
+    def __init__(self, down: RpcDownstream, event: Any, now: float) -> None:
+        self.down, self.rt, self.adapter, self.event, self.started = down, down.rt, down.adapter, event, now
+        self.view = self.plan = self.cluster = self.retry = self.tried = self.upstream_host = self.upstream = None
+        self.pool = self.callback = self.slot = self.try_timer = self.entry = None
+        self.uid = 0
+        self.finished = self.retrying = self.oneway = False
+        self.status = "-"
+        self.flags = ""
+        self.outcome = Outcome.OK
 
     # -- routing -------------------------------------------------------------------------------------
     def start(self) -> None:
-        down, rt, adapter = self.down, self.rt, self.adapter
-        down.active.add(self)
-        rt.in_flight += 1
+        """Decode the request's routing view, route it, then :meth:`forward` it by the plan that makes."""
         try:
-            view = self.view = adapter.view(self.event)
+            view = self.view = self.adapter.view(self.event)
         except UnsupportedSerialization as exc:
             return self._route_without_body(exc)
         except CodecError as exc:
             return self.reply(Outcome.BAD_REQUEST, f"undecodable request: {exc}")
-        ctx = down.ctx
+        ctx = self.down.ctx
         decision = ctx.rpc_decisions.get((view.service, view.method, view.version))
+        cacheable = decision is not None
         if decision is None:
-            decision = self._decide(view, ctx)
+            decision, cacheable = self._decide(view, ctx)
             if decision is None:
                 return
-        self._forward(decision)
+        extra: dict[str, str] = {}
+        h2m = ctx.config.header_to_metadata
+        if h2m:
+            for name, md_key in h2m.items():
+                value = view.attachment(name)
+                if value is not None:
+                    extra[md_key] = value
+            # Bolt keys hold these header-map entries; a Dubbo key does not hold attachments
+            cacheable = cacheable and self.adapter.name == "bolt"
+        self.forward(_Plan(view.service, view.method, view.version, view.group, extra,
+                           self.adapter.oneway(self.event), decision, cacheable))
 
-    def _decide(self, view: RpcView, ctx: ListenerContext) -> tuple | None:
-        """Route ``view`` → (route, cluster, metadata, retry policy, timeout); remember it when nothing but
-        (service, method, version) decided it."""
+    def _decide(self, view: RpcView, ctx: ListenerContext) -> tuple[tuple | None, bool]:
+        """Route ``view`` → ((route, cluster, metadata, retry policy, timeout), cacheable); the decision is
+        remembered when nothing but (service, method, version) decided it."""
         routes = ctx.routes
         route = routes.match_rpc(view) if routes is not None else None
         if route is not None:
             if route.direct is not None:
                 self.reply(Outcome.NO_ROUTE, f"route {route.name} has a direct response, which RPC cannot carry")
-                return None
+                return None, False
             name, md = route.pick_cluster(self.rt.rng)
         else:
-            name, md = view.service, {}
+            name, md = view.service, _NO_SELECTION
         decision = _decision(route, name, md, ctx)
-        if (routes is None or routes.rpc_cacheable) and (route is None or not route.weighted) and \
-                len(ctx.rpc_decisions) < 4096:
+        cacheable = (routes is None or routes.rpc_cacheable) and (route is None or not route.weighted)
+        if cacheable and len(ctx.rpc_decisions) < 4096:
             ctx.rpc_decisions[(view.service, view.method, view.version)] = decision
-        return decision
+        return decision, cacheable
 
     def _route_without_body(self, exc: UnsupportedSerialization) -> None:
         """A body meshd cannot parse is forwarded untouched when a catch-all route needs no body field."""
@@ -376,97 +321,146 @@ class RpcExchange(GovernedExchange):
             return self.reply(Outcome.BAD_REQUEST, f"serialization id {exc.serialization_id} is not supported "
                                                    f"and routing needs the service name from the body")
         name, md = route.pick_cluster(self.rt.rng)
-        self._forward(_decision(route, name, md, self.down.ctx))
+        self.forward(_Plan("", "", "", "", {}, self.adapter.oneway(self.event), _decision(route, name, md, self.down.ctx),
+                           False))
 
-    def _forward(self, decision: tuple) -> None:
-        route, name, route_md, policy, timeout = decision
-        rt = self.rt
-        self.route = route
-        self.cluster_name = name
-        cluster = rt.clusters.get(name)
-        if cluster is None:
-            what = f"interface {self.view.service!r}" if self.view else "this request"
-            return self.reply(Outcome.NO_ROUTE, f"no route and no cluster for {what}")
+    def forward(self, plan: _Plan) -> None:
+        """Send the request as ``plan`` says: cluster limits, deadline, governance, a host, a connection.
+
+        Requests of one read mostly share a plan and a connection: what the last of them found (the
+        cluster, its host set's balancer; the host's connection) is kept on the downstream for the rest
+        of the read (``down.batch``, ``down.conn``), so each later one only checks it is the same, and
+        sends as ``_send_attempt``, ``upstream_ready`` and ``MuxConnection.send`` would, inline.
+        """
+        self.plan = plan
+        rt, down, adapter, event = self.rt, self.down, self.adapter, self.event
+        epoch = writebatch.epoch
+        batch = down.batch                     # (write batch, plan, cluster, its epoch, balancer)
+        if batch[1] is plan and batch[0] == epoch and batch[2].epoch == batch[3]:
+            cluster, balancer = batch[2], batch[4]
+        else:
+            cluster = rt.clusters.clusters.get(plan.name)
+            if cluster is None:
+                what = f"interface {plan.service!r}" if plan.service else "this request"
+                return self.reply(Outcome.NO_ROUTE, f"no route and no cluster for {what}")
+            if plan.epoch != cluster.epoch:
+                plan.select(cluster)
+            hs = cluster._sets.get(plan.md_key)   # the plan's host set, built and still current
+            if hs is not None and cluster.clock() < cluster._health_epoch:
+                balancer = hs.balancer
+                down.batch = (epoch, plan, cluster, cluster.epoch, balancer)
+            else:
+                balancer = None
         if cluster.active_requests >= cluster.max_requests:
             cluster.overflowed("max_requests")
-            return self.reply(Outcome.OVERFLOW, f"cluster {name} max_requests reached")
+            return self.reply(Outcome.OVERFLOW, f"cluster {plan.name} max_requests reached")
         self.cluster = cluster
         cluster.active_requests += 1
-        view = self.view
-        if view is not None and cluster.request_metadata:
-            declared = cluster.subsets.declared
-            if declared["version"] or declared["group"] or self.down.ctx.config.header_to_metadata:
-                route_md = self._metadata(declared, route_md)
-        self.metadata = route_md
-        if policy is not None:
-            self.retry = RetryState(policy, rt.rng, http=False)
-        if view is not None:
-            native = self.adapter.timeout_ms(view)
-            if native is not None and native / 1000.0 < timeout:
-                timeout = native / 1000.0      # the caller's own deadline may shorten, never extend
-        if timeout > 0 and not self.oneway:
-            self.timer = rt.timers.call_later(timeout, self._timeout)
-        if policy is None and (rt.governance is None or not rt.governance.active):
-            self._send_attempt()
+        oneway = self.oneway = plan.oneway
+        if not oneway:
+            timeout = plan.timeout
+            ms = adapter.deadline_ms(event)
+            if ms and ms / 1000.0 < timeout:
+                timeout = ms / 1000.0          # the caller's own deadline may shorten, never extend
+            if timeout > 0:
+                deadline = down.deadline       # (write batch, timeout, its tick's set) of the last request
+                if deadline[0] == epoch and deadline[1] == timeout:
+                    slot = deadline[2]
+                else:
+                    slot = rt.timers.slot(timeout)
+                    down.deadline = (epoch, timeout, slot)
+                self.slot = slot
+                slot.add(self)
+                self.callback = True
+        gov = rt.governance
+        if gov is not None and gov.active and plan.service:
+            entry = gov.enter_rpc(self)        # GovernedExchange._attempt, inline
+            if entry is not None:
+                if isinstance(entry, BlockError):
+                    return self._blocked(gov, entry)
+                self.entry = entry
+                if entry.wait_ms > 0:
+                    rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
+                    return
+        host = balancer.pick() if balancer is not None else None
+        if host is None or oneway or (plan.policy is not None and plan.policy.per_try_timeout):
+            return self._send_attempt(host)
+        last = down.conn                       # (write batch, host, its connection) of the last request
+        if last[1] is host and last[0] == epoch:
+            conn = last[2]
+        else:                                  # the connection this read already uses to the host, if any
+            pool = host.pools.get(adapter.name)
+            if pool is None or pool._batch_epoch != epoch:
+                return self._send_attempt(host)
+            conn = pool._batch_conn
+            if conn.closed or conn.draining or conn.write_paused:
+                return self._send_attempt(host)
+            down.conn = (epoch, host, conn)
+        self.upstream_host = host
+        self.tried = [host]
+        host.active_requests += 1
+        self.upstream = conn
+        frame = event.frame
+        uid = self.uid = conn.next_id = conn.next_id + 1 if conn.next_id < ID_LIMIT else 1
+        conn.patch(frame, uid)
+        conn.inflight[uid] = self
+        parts = _pending.get(conn.transport)   # writebatch.write, inline: requests arrive inside a batch
+        if parts is None:
+            _pending[conn.transport] = [frame]
         else:
-            self._attempt()
-
-    def _metadata(self, declared: dict[str, int], route_md: dict[str, str]) -> dict[str, str]:
-        view = self.view
-        md: dict[str, str] = {}
-        if declared.get("version") and view.version != "*":
-            md["version"] = view.version
-        if declared.get("group"):
-            group = view.group
-            if group != "*":
-                md["group"] = group
-        h2m = self.down.ctx.config.header_to_metadata
-        if h2m:
-            for name, key in h2m.items():
-                value = view.attachment(name)
-                if value is not None:
-                    md[key] = value
-        if not md:
-            return route_md
-        md.update(route_md)                    # the route's explicit selection wins
-        return md
+            parts.append(frame)
 
     # -- attempts ------------------------------------------------------------------------------------
     def _enter(self, gov: Any) -> Any:
-        return gov.enter_rpc(self) if self.view is not None else None
+        return gov.enter_rpc(self)
 
     def _blocked(self, gov: Any, error: BlockError) -> None:
         self.reply(Outcome.BLOCKED, f"{error.kind} blocked: {gov.block_message(error)}")
 
-    def _send_attempt(self) -> None:
+    def routing_view(self) -> RpcView | None:
+        """The decoded routing view (made on first use: governance's hotspot rules, logs)."""
+        if self.view is None:
+            try:
+                self.view = self.adapter.view(self.event)
+            except CodecError:
+                return None
+        return self.view
+
+    def _send_attempt(self, host: Any = None) -> None:
+        """Send one attempt to ``host``, else to the host the cluster picks (avoiding those tried)."""
         if self.finished:
             return
         cluster = self.cluster
-        policy = self.retry.policy if self.retry is not None else None
         tried = self.tried
-        exclude = tried if tried and (policy is None or policy.retry_host_predicate == "previous_hosts") else ()
-        host = cluster.pick(self.metadata, exclude)
         if host is None:
-            cluster.stats["no_healthy"] += 1
-            self._exit_entry(Outcome.NO_HEALTHY_UPSTREAM)
-            md = ", ".join(f"{k}={v!r}" for k, v in sorted(self.metadata.items()))
-            return self.reply(Outcome.NO_HEALTHY_UPSTREAM,
-                              f"no healthy provider in cluster {cluster.name}" + (f" for {md}" if md else ""))
+            plan = self.plan
+            policy = plan.policy
+            exclude = tried if tried and (policy is None or policy.retry_host_predicate == "previous_hosts") else ()
+            host = cluster.pick(plan.md, exclude)
+            if host is None:
+                cluster.stats["no_healthy"] += 1
+                self._exit_entry(Outcome.NO_HEALTHY_UPSTREAM)
+                md = ", ".join(f"{k}={v!r}" for k, v in sorted(plan.md.items()))
+                return self.reply(Outcome.NO_HEALTHY_UPSTREAM,
+                                  f"no healthy provider in cluster {cluster.name}" + (f" for {md}" if md else ""))
         self.upstream_host = host
         if tried is None:
             self.tried = [host]
         else:
             tried.append(host)
         host.active_requests += 1
+        policy = self.plan.policy
         if policy is not None and policy.per_try_timeout:
             self.try_timer = self.rt.timers.call_later(policy.per_try_timeout, self._per_try_timeout)
-        pool = host.pools.get(self.adapter.name)
+        adapter = self.adapter
+        pool = host.pools.get(adapter.name)
         if pool is None:
-            pool = host.pools[self.adapter.name] = MuxPool(host, cluster, self.adapter, self.rt.stats,
-                                                           self.down.ctx.config.max_frame_size)
-        conns = pool.conns
-        if len(conns) == 1 and conns[0].usable and pool.settings.connections_per_endpoint == 1:
-            self.upstream_ready(conns[0])      # the common single-connection case, without the pool's choice
+            pool = host.pools[adapter.name] = MuxPool(host, cluster, adapter, self.rt.stats,
+                                                      self.down.ctx.config.max_frame_size)
+        conn = pool.batch_conn()
+        if conn is not None:
+            self.down.conn = (writebatch.epoch, host, conn)
+            self.upstream_ready(conn)
         else:
             self.pool = pool
             pool.acquire(self)
@@ -481,7 +475,7 @@ class RpcExchange(GovernedExchange):
             frame = bytearray(frame)           # a retry never patches bytes an earlier write may still hold
         self.uid = conn.send(self, frame, self.oneway)
         if self.oneway:
-            self._attempt_done(Result(Outcome.OK))
+            self._attempt_done(self.adapter.ok_result)
             self._finish()
 
     def upstream_failed(self, result: Result) -> None:
@@ -492,18 +486,45 @@ class RpcExchange(GovernedExchange):
         if conn is not self.upstream or self.finished:
             return
         self.upstream = None
-        result = self.adapter.result(event)
-        outcome = result.outcome
-        if outcome is not Outcome.OK and self._retry(result):
-            return
-        if self.try_timer is not None:
-            self.try_timer.cancel()
-            self.try_timer = None
+        adapter = self.adapter
         frame = event.frame
+        status = event.status
+        ok_status, resp_at, resp_byte, exc_at, exc_marks = adapter.plain_success
+        if status == ok_status and frame[resp_at] == resp_byte and not (len(frame) > exc_at and frame[exc_at] in exc_marks):
+            # a plain success, known without decoding the result: the answer, then _attempt_done inline
+            if self.try_timer is not None:
+                self._cancel_try_timer()
+            conn.patch(frame, self.event.request_id)
+            down = self.down
+            if not down.closed:
+                parts = _pending.get(down.transport)   # writebatch.write, inline: responses arrive in a batch
+                if parts is None:
+                    _pending[down.transport] = [frame]
+                else:
+                    parts.append(frame)
+            self.status = status
+            entry = self.entry
+            if entry is not None:
+                self.entry = None
+                entry.exit(error=False)
+            host = self.upstream_host
+            self.upstream_host = None
+            host.active_requests -= 1
+            host.requests += 1
+            cluster = self.cluster
+            if cluster.outlier is not None:
+                cluster.record(host, Outcome.OK, status, False)
+            counts = cluster.attempts if len(self.tried) == 1 else cluster.retry_attempts
+            counts[_OK] = counts.get(_OK, 0) + 1
+            return self._finish()
+        result = adapter.result(event)
+        if result.outcome is not Outcome.OK and self._retry(result):
+            return
+        self._cancel_try_timer()
         conn.patch(frame, self.event.request_id)
         self.down.write(frame)
         self.status = result.status
-        self.outcome = outcome
+        self.outcome = result.outcome
         self._attempt_done(result)
         self._finish()
 
@@ -517,7 +538,12 @@ class RpcExchange(GovernedExchange):
     def _retry(self, result: Result) -> bool:
         """Schedule another attempt for ``result`` when the policy allows; True when scheduled."""
         retry = self.retry
-        if retry is None or retry.remaining <= 0:
+        if retry is None:
+            policy = self.plan.policy
+            if policy is None:
+                return False
+            retry = self.retry = RetryState(policy, self.rt.rng, http=False)
+        if retry.remaining <= 0:
             return False
         if not self.cluster.retry_allowed():
             if retry.retriable(result):
@@ -568,8 +594,9 @@ class RpcExchange(GovernedExchange):
             self.pool.cancel(self)
         self.pool = None
 
-    def _timeout(self) -> None:
-        self.timer = None
+    def fire(self) -> None:
+        """The deadline (from the timer wheel)."""
+        self.callback = None
         if self.finished:
             return
         self._abandon_upstream()
@@ -613,29 +640,37 @@ class RpcExchange(GovernedExchange):
         if self.finished:
             return
         self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self._cancel_try_timer()
+        if self.callback is not None:
+            self.callback = None
+            self.slot.discard(self)
+        if self.try_timer is not None:
+            self._cancel_try_timer()
         rt = self.rt
         rt.in_flight -= 1
-        if self.cluster is not None:
-            self.cluster.active_requests -= 1
+        cluster = self.cluster
+        if cluster is not None:
+            cluster.active_requests -= 1
             if self.retrying:
-                self.cluster.active_retries -= 1
+                cluster.active_retries -= 1
         if self.entry is not None:
             self._exit_entry(self.outcome)
         duration = rt.loop.time() - self.started
         down = self.down
-        down.ctx.record(self.cluster_name, self.adapter.name).done(self.flags or self.outcome._value_, self.status,
-                                                                   duration)
-        if rt.access_log.enabled:
-            view = self.view
-            line = f"{self.adapter.name.upper()} {view.service}:{view.method} {view.version or '-'}" if view else \
-                f"{self.adapter.name.upper()} -"
-            upstream = self.tried[-1].address if self.tried else ""
-            rt.access_log.write(time.time() - duration, line, self.status, self.flags, len(self.event.frame), 0,
-                                duration, upstream, self.cluster_name, len(self.tried or ()))
+        plan = self.plan
+        if plan is not None:
+            rec = plan.rec
+            if rec is None:
+                rec = plan.rec = down.ctx.record(plan.name, self.adapter.name)
+        else:                                  # refused before it was routed
+            rec = down.ctx.record("-", self.adapter.name)
+        rec.done(self.flags or self.outcome._value_, self.status, duration)
+        access_log = rt.access_log
+        if access_log.enabled:
+            tried = self.tried
+            what = plan if plan is not None else (self.view or _BODYLESS)
+            access_log.rpc(self.started, self.adapter.label, what.service, what.method, what.version, self.status,
+                           self.flags, len(self.event.frame), duration, tried[-1].address if tried else "",
+                           plan.name if plan is not None else "-", len(tried) if tried else 0)
         active = down.active
         active.discard(self)
         if rt.draining and not active:
@@ -650,113 +685,15 @@ class RpcExchange(GovernedExchange):
         self._finish()
 
     def __repr__(self) -> str:
-        v = self.view
-        return f"<RpcExchange {self.adapter.name} {v.service if v else '?'}:{v.method if v else '?'}>"
+        what = self.plan or self.view
+        return f"<RpcExchange {self.adapter.name} {what.service if what else '?'}:{what.method if what else '?'}>"
 
 
-class FastCall:
-    """A request on the common-case path (see :class:`RpcDownstream`), in flight on ``conn`` as ``uid``.
-
-    A plain success is answered here; anything else — another response, the connection or the caller
-    going away, the deadline — first turns it into the :class:`RpcExchange` the general path would have
-    made (:meth:`_promote`), which takes over. It is its own deadline timer in the wheel
-    (``callback`` is True while armed, ``slot`` its tick's set) and stays the promoted exchange's timer.
-    """
-
-    __slots__ = ("down", "event", "started", "plan", "cluster", "host", "conn", "uid", "callback", "slot", "promoted")
-
-    def upstream_response(self, conn: MuxConnection, event: Any) -> None:
-        if self.callback is None:
-            return
-        plan = self.plan
-        frame = event.frame
-        status = event.status
-        if status != plan.ok_status or frame[plan.resp_at] != plan.resp_byte or \
-                (len(frame) > plan.exc_at and frame[plan.exc_at] in plan.exc_marks):
-            return self._promote().upstream_response(conn, event)
-        # what RpcExchange does for a plain success (upstream_response, _attempt_done, _finish), inline
-        self.callback = None
-        self.slot.discard(self)
-        plan.id_pack(frame, plan.id_at, self.event.request_id)
-        down = self.down
-        if not down.closed:
-            transport = down.transport
-            if writebatch._depth:             # writebatch.write, inline
-                parts = _pending.get(transport)
-                if parts is None:
-                    _pending[transport] = [frame]
-                else:
-                    parts.append(frame)
-            else:
-                transport.write(frame)
-        host = self.host
-        host.active_requests -= 1
-        host.requests += 1
-        cluster = self.cluster
-        if cluster.outlier is not None:
-            cluster.record(host, Outcome.OK, status, False)
-        attempts = cluster.attempts
-        attempts[_OK] = attempts.get(_OK, 0) + 1
-        rt = down.rt
-        rt.in_flight -= 1
-        cluster.active_requests -= 1
-        rec = plan.rec
-        if rec is None:
-            rec = plan.rec = down.ctx.record(plan.name, down.adapter.name)
-        rec.done(_OK, status, rt.loop.time() - self.started)
-        active = down.active
-        active.discard(self)
-        if rt.draining and not active:
-            down.close()
-
-    def upstream_reset(self, conn: MuxConnection, reason: str) -> None:
-        if self.callback is not None:
-            self._promote().upstream_reset(conn, reason)
-
-    def downstream_closed(self) -> None:
-        if self.callback is not None:
-            self._promote().downstream_closed()
-
-    def fire(self) -> None:
-        """The deadline (from the timer wheel)."""
-        self.callback = None
-        self._promote()._timeout()
-
-    def cancel(self) -> None:
-        self.callback = None
-        self.slot.discard(self)
-
-    def _promote(self) -> "RpcExchange":
-        """The RpcExchange in the state the general path would be in now; it replaces this call."""
-        ex = self.promoted
-        if ex is not None:
-            return ex
-        down, event, plan = self.down, self.event, self.plan
-        ex = self.promoted = RpcExchange(down, event)
-        ex.started = self.started
-        try:
-            ex.view = down.adapter.view(event)
-        except CodecError:
-            pass                              # the view only names the request in logs from here on
-        ex.route, ex.cluster_name, ex.cluster = plan.route, plan.name, self.cluster
-        ex.tried = [self.host]
-        ex.upstream_host, ex.upstream, ex.uid = self.host, self.conn, self.uid
-        ex.timer = self
-        down.active.discard(self)
-        down.active.add(ex)
-        inflight = self.conn.inflight
-        if inflight.get(self.uid) is self:
-            inflight[self.uid] = ex
-        return ex
-
-    def __repr__(self) -> str:
-        return f"<FastCall {self.down.adapter.name} {self.plan.name} uid={self.uid}>"
-
-
-_new_call = object.__new__
-_PLAN_LIMIT = 4096                            # plans per listener
+_PLAN_LIMIT = 4096                            # plans per listener and protocol
 _pending = writebatch._pending
 _OK = Outcome.OK._value_
+_NO_BATCH: tuple = (-1, None, None, -1, None)
+_NO_SELECTION = Selection()
 
 
 def _decision(route: Any, name: str, md: dict[str, str], ctx: ListenerContext) -> tuple:

@@ -11,14 +11,16 @@ is parsed for every request; the attachments (after the arguments, so the argume
 only when group, an attachment, or the ``timeout`` attachment is needed — and the first two are
 checked against the raw bytes first (a body without ``\\x05group`` cannot carry a group attachment).
 
-The common-case path (:class:`meshd.proxy.rpc.RpcDownstream`) reads plain attributes instead of calling
-methods. ``fast_key(event)`` is the request's bytes from ``head_at`` that determine its service, method
-and version (Dubbo: the five head strings; Bolt: class, header map and the content through
-``methodName``), or None; ``sig.unpack_from(frame)`` the fixed-header fields the answer also depends on
-(flags, codec, section lengths), and ``fast_sig(sig)`` whether such a frame may take that path at all
-(two-way, hessian2, Bolt v1). ``id_at``/``id_pack`` patch a request id on such frames; a response passes
-when its status is ``ok_status``, ``frame[resp_at] == resp_byte`` and it carries no exception marker
-(``frame[exc_at]`` in ``exc_marks``). Tests check that every answer equals the general path's.
+Plans (:mod:`meshd.proxy.rpc`) are keyed by ``route_key(event, names)``: the bytes that decide a request's
+route and subset, and nothing per-request. Dubbo: the five head strings (dubbo version, path, version,
+method, descriptor) plus the ``group`` attachment; Bolt: the header-map entries named in ``names``
+(``service``, ``sofa_head_method_name``, ``sofa_head_target_app`` and what ``header_to_metadata`` names),
+plus the content's ``methodName`` when the method is not a header. Trace ids never enter a key.
+None means the request cannot be keyed (another serialization, a long or non-ASCII head): it is
+decoded and routed on its own. ``deadline_ms(event)`` is the caller's own deadline (0: none) and
+``origin(event)`` the caller's application for governance, both read from the raw frame where they can
+be (:func:`meshd.codec.dubbo.body.trailing_attachment`), else from the decoded attachments. A response is a plain success, answered without decoding, when
+its status is ``ok_status``, ``frame[resp_at] == resp_byte`` and ``frame[exc_at]`` is not in ``exc_marks``.
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ from typing import Any
 
 from meshd.codec import bolt, dubbo
 from meshd.codec.bolt import body as bolt_body
+from meshd.codec.bolt.frame import TYPE_REQUEST_ONEWAY, header_entries
+from meshd.codec.dubbo.body import UNSURE, trailing_attachment
 from meshd.codec.base import CodecError, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 
 _DUBBO_ID = struct.Struct(">q")
 _BOLT_ID = struct.Struct(">I")
-_DUBBO_SIG = struct.Struct(">2xB")              # flag
-_BOLT_SIG = struct.Struct(">5s4xB4x4s")         # proto, type, cmdcode, ver2; codec; class and header lengths
 _GROUP_KEY = b"\x05group"          # hessian2 compact string "group"
 _TIMEOUT_KEY = b"\x07timeout"
+_ORIGIN_KEYS = (b"\x12remote.application", b"\x0bapplication")
+_BOLT_ORIGIN = (b"app", b"rpc_trace_context.sofaCallerApp")
+_BOLT_METHOD_ENTRY = len(bolt_body.METHOD_HEADER).to_bytes(4, "big") + bolt_body.METHOD_HEADER
+BOLT_KEY_HEADERS = (b"service", bolt_body.METHOD_HEADER, b"sofa_head_target_app")
 
 
 class RpcView:
@@ -80,24 +86,27 @@ class RpcAdapter:
     """Per-protocol behaviour; see the module docstring. Stateless: one shared instance per protocol."""
 
     name = ""
-    head_at = 0
-    sig: struct.Struct
-    id_at = 0
-    id_pack: Any = None
-    deadline_key: bytes | None = None
-    native_timeout = False
+    label = ""                                 # the access log's name for the protocol
     ok_status = 0
     resp_at = 0
     resp_byte = 0
     exc_at = 0
     exc_marks: tuple[int, ...] = ()
+    plain_success: tuple = ()
+    ok_result: Result
 
-    def fast_key(self, event: Any) -> bytes | None:
-        return None
+    def route_key(self, event: Any, names: dict[int, tuple[bytes, ...]]) -> bytes | None:
+        raise NotImplementedError
 
-    @staticmethod
-    def fast_sig(sig: tuple) -> bool:
-        return False
+    def deadline_ms(self, event: Any) -> float:
+        raise NotImplementedError
+
+    def origin(self, event: Any) -> str:
+        raise NotImplementedError
+
+    def __init_subclass__(cls) -> None:
+        # (ok_status, resp_at, resp_byte, exc_at, exc_marks): one attribute for the response path
+        cls.plain_success = (cls.ok_status, cls.resp_at, cls.resp_byte, cls.exc_at, cls.exc_marks)
 
     def decoder(self, max_frame_size: int) -> Any:
         raise NotImplementedError
@@ -125,15 +134,13 @@ class DubboAdapter(RpcAdapter):
 
     def __init__(self) -> None:
         self._heads: dict[bytes, tuple[str, str, str]] = {}
+        self._last_key = b"\xff"                # matches no body: compact strings start below 0x20
         self._last_head: bytes | None = None
         self._last_hit: tuple[str, str, str] = ("", "", "")
 
-    head_at = 16
-    sig = _DUBBO_SIG
-    id_at = 4
-    id_pack = _DUBBO_ID.pack_into
-    deadline_key = _TIMEOUT_KEY
+    label = "DUBBO"
     ok_status = 20
+    ok_result = Result(Outcome.OK, 20)
     resp_at, resp_byte = 2, 2                  # a hessian2 response (the flag byte)
     exc_at, exc_marks = 16, (0x90, 0x93)       # result types 0 and 3 are exceptions
 
@@ -179,12 +186,55 @@ class DubboAdapter(RpcAdapter):
         key = bytes(frame[16:p])
         return key if key.isascii() else None   # byte lengths are character counts only for ASCII
 
-    def fast_key(self, event: dubbo.DubboRequest) -> bytes | None:
-        return self._head_key(event.frame) if event.frame[2] & 0x1F == 2 else None
+    def route_key(self, event: dubbo.DubboRequest, names: dict[int, tuple[bytes, ...]]) -> bytes | None:
+        """The five head strings' raw bytes (the last key's head is checked first), plus the group;
+        one-way requests apart."""
+        frame = event.frame
+        head = self._last_key
+        if frame[2] == 0xC2 and frame.startswith(head, 16) and frame.find(_GROUP_KEY, 16 + len(head)) < 0:
+            return head                        # the common case: a two-way hessian2 call like the last one
+        if frame[2] & 0x1F != 2:
+            return None
+        if not frame.startswith(head, 16):
+            head = self._head_key(frame)
+            if head is None:
+                return None
+            self._last_key = head
+        if frame.find(_GROUP_KEY, 16 + len(head)) >= 0:
+            group = trailing_attachment(frame, _GROUP_KEY)
+            if group is UNSURE or type(group) is int:
+                return None
+            head = head + b"\x00" + (group or b"")
+        return head if frame[2] & 0x40 else b"\x01" + head      # one-way requests have plans of their own
 
     @staticmethod
-    def fast_sig(sig: tuple) -> bool:
-        return sig[0] == 0xC2                  # a two-way hessian2 request
+    def deadline_ms(event: dubbo.DubboRequest) -> float:
+        """The ``timeout`` attachment (every Java consumer sends one), read from the raw body."""
+        frame = event.frame
+        if frame.find(_TIMEOUT_KEY, 16) < 0:
+            return 0.0
+        value = trailing_attachment(frame, _TIMEOUT_KEY)
+        if value is UNSURE:
+            value = _decoded_attachment(event, "timeout")
+        try:
+            ms = float(value) if value is not None else 0.0
+        except ValueError:
+            return 0.0
+        return ms if ms > 0 else 0.0
+
+    @staticmethod
+    def origin(event: dubbo.DubboRequest) -> str:
+        """``remote.application`` (else ``application``), from the raw body where it can be read there."""
+        frame = event.frame
+        for key in _ORIGIN_KEYS:
+            value = trailing_attachment(frame, key)
+            if value is UNSURE or type(value) is int:
+                value = _decoded_attachment(event, key[1:].decode())
+                if value:
+                    return str(value)
+            elif value:
+                return value.decode("ascii")
+        return ""
 
     def group(self, view: RpcView) -> str:
         if view.event.frame.find(_GROUP_KEY, 16) < 0:
@@ -198,17 +248,6 @@ class DubboAdapter(RpcAdapter):
         except CodecError as exc:
             view.error = str(exc)
             return {}
-
-    def timeout_ms(self, view: RpcView) -> float | None:
-        """The ``timeout`` attachment (ms), when the consumer sent one."""
-        if view.event.frame.find(_TIMEOUT_KEY, 16) < 0:
-            return None
-        raw = view.attachment("timeout")
-        try:
-            value = float(raw) if raw is not None else None
-        except ValueError:
-            return None
-        return value if value and value > 0 else None
 
     @staticmethod
     def oneway(event: dubbo.DubboRequest) -> bool:
@@ -259,32 +298,54 @@ class BoltAdapter(RpcAdapter):
     def decoder(self, max_frame_size: int) -> bolt.BoltDecoder:
         return bolt.BoltDecoder(max_frame_size)
 
-    head_at = 22                               # v1: the class name starts here
-    sig = _BOLT_SIG
-    id_at = 5
-    id_pack = _BOLT_ID.pack_into
-    native_timeout = True
+    label = "BOLT"
     ok_status = 0
+    ok_result = Result(Outcome.OK, 0)
     resp_at, resp_byte = 0, 1                  # a v1 response (no CRC to fix)
 
-    def fast_key(self, event: bolt.BoltRequest) -> bytes | None:
+    def __init__(self) -> None:
+        # the last keyed request: (section lengths, its bytes from the class name on, the key they gave)
+        self._last: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+
+    def route_key(self, event: bolt.BoltRequest, names: dict[int, tuple[bytes, ...]]) -> bytes | None:
+        """The header-map entries in ``names``, and the content's ``methodName`` when no header names the
+        method. A v1 request whose bytes through the method are the last keyed one's has its key."""
         frame = event.frame
-        if frame[0] != 1:
-            return None
-        try:
-            s = bolt_body.sections(frame)
-            if s.codec != 1:
+        lengths, raw, key = self._last
+        if not (raw and frame[0] == 1 and frame.startswith(raw, 22) and frame.startswith(lengths, 14)):
+            try:
+                s = bolt_body.sections(frame)
+                if s.codec != 1:
+                    return None
+                key = header_entries(frame, s.header_start, s.content_start, names)
+                end = s.content_start
+                if _BOLT_METHOD_ENTRY not in key:
+                    found = bolt_body.content_method(frame, s)   # the method is in the content (Node clients)
+                    if found is None:
+                        return None
+                    key += b"\x00" + found[0].encode()
+                    end = found[1]
+            except CodecError:
                 return None
-            end: int | None = s.content_start
-            if bolt_body.header(frame, bolt_body.METHOD_HEADER, s) is None:
-                end = bolt_body.method_name_end(frame, s)   # the method is in the content (Node clients)
-        except CodecError:
-            return None
-        return bytes(frame[22:end]) if end is not None else None
+            if frame[0] == 1 and end - 22 <= 1024:
+                self._last = (bytes(frame[14:18]), bytes(frame[22:end]), key)
+        return b"\x01" + key if event.type == TYPE_REQUEST_ONEWAY else key
 
     @staticmethod
-    def fast_sig(sig: tuple) -> bool:
-        return sig[0][:4] == b"\x01\x01\x00\x01" and sig[1] == 1   # v1, two-way, cmdcode request; hessian2
+    def deadline_ms(event: bolt.BoltRequest) -> float:
+        timeout = event.timeout
+        return float(timeout) if timeout > 0 else 0.0
+
+    @staticmethod
+    def origin(event: bolt.BoltRequest) -> str:
+        try:
+            for name in _BOLT_ORIGIN:
+                value = event.header(name)
+                if value:
+                    return value
+        except CodecError:
+            pass
+        return ""
 
     def view(self, event: bolt.BoltRequest) -> RpcView:
         head = event.head()
@@ -300,11 +361,6 @@ class BoltAdapter(RpcAdapter):
         except CodecError as exc:
             view.error = str(exc)
             return {}
-
-    @staticmethod
-    def timeout_ms(view: RpcView) -> float | None:
-        timeout = view.event.timeout
-        return float(timeout) if timeout > 0 else None
 
     @staticmethod
     def oneway(event: bolt.BoltRequest) -> bool:
@@ -335,6 +391,14 @@ class BoltAdapter(RpcAdapter):
 
     @staticmethod
     def readonly(event: Any) -> bool | None:
+        return None
+
+
+def _decoded_attachment(event: dubbo.DubboRequest, name: str) -> Any:
+    """One attachment from the decoded attachments (when the raw bytes could not say); None if unreadable."""
+    try:
+        return event.meta().attachments.get(name)
+    except CodecError:
         return None
 
 

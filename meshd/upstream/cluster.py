@@ -14,6 +14,7 @@ balancers are cached per metadata and rebuilt only after the hosts or their heal
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -32,6 +33,8 @@ from meshd.upstream.host import Host
 from meshd.upstream.outlier import OutlierDetector
 
 log = logging.getLogger("meshd.cluster")
+
+_EPOCHS = itertools.count()                    # unique across clusters: a re-created cluster never reuses one
 
 
 class HostSet:
@@ -103,8 +106,10 @@ class ClusterRuntime:
         return removed
 
     def invalidate(self) -> None:
-        """Host set or health changed: host sets and balancers are rebuilt on next use."""
+        """Host set or health changed: host sets and balancers are rebuilt on next use, and what was
+        derived from the hosts elsewhere (an RPC plan's subset selection) sees a new ``epoch``."""
         self._sets.clear()
+        self.epoch = next(_EPOCHS)
         declared = self.subsets.declared
         # an RPC request's own version/group select among the hosts (see meshd.proxy.rpc)
         self.request_selects = bool(self.request_metadata and (declared["version"] or declared["group"]))

@@ -22,8 +22,8 @@ from meshd.codec.bolt.encode import (
 )
 from meshd.codec.bolt.events import BoltHeartbeat, BoltHeartbeatAck, BoltRequest, BoltResponse
 from meshd.codec.bolt.frame import (
-    BoltHeader, decode_header_map, encode_header_map, parse_header, patch_request_id, read_request_id,
-    with_request_id,
+    BoltHeader, decode_header_map, encode_header_map, header_entries, key_names, parse_header, patch_request_id,
+    read_request_id, with_request_id,
 )
 from meshd.codec.bolt.status import response_outcome, status_for, status_name, status_outcome
 
@@ -31,7 +31,7 @@ __all__ = [
     "BoltDecoder", "BoltRequest", "BoltResponse", "BoltHeartbeat", "BoltHeartbeatAck", "BoltHeader",
     "BoltRequestHead", "SofaRequest", "SofaResponse", "split_service",
     "parse_header", "read_request_id", "patch_request_id", "with_request_id",
-    "decode_header_map", "encode_header_map",
+    "decode_header_map", "encode_header_map", "header_entries", "key_names",
     "encode_request", "encode_response", "encode_status_response", "encode_heartbeat", "encode_heartbeat_ack",
     "reject", "status_outcome", "response_outcome", "status_for", "status_name",
 ]

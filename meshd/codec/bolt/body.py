@@ -156,32 +156,30 @@ def _cached_method_name(frame: bytes | bytearray, s: Sections) -> Any:
                 else:
                     return _SLOW
             if p < end and frame[p] < 0x20 and p + 1 + frame[p] <= end:
-                raw = frame[p + 1:p + 1 + frame[p]]
+                q = p + 1 + frame[p]
+                raw = frame[p + 1:q]
                 if raw.isascii():
-                    return raw.decode("ascii")
+                    return raw.decode("ascii"), q
             return _SLOW
     return _SLOW
 
 
 def content_method_name(frame: bytes | bytearray, s: Sections | None = None) -> str | None:
     """The ``methodName`` field of the SofaRequest object, skipping the other fields (not the arguments)."""
+    found = content_method(frame, s)
+    return found[0] if found is not None else None
+
+
+def content_method(frame: bytes | bytearray, s: Sections | None = None) -> tuple[str, int] | None:
+    """(``methodName``, the offset just past it), None when the content has none. Everything a request's
+    method can depend on lies before that offset. Raises ``ProtocolError`` for malformed content."""
     s = s or sections(frame)
     if s.codec == CODEC_HESSIAN2:
         cached = _cached_method_name(frame, s)
         if cached is not _SLOW:
             return cached
     found = _read_method_name(frame, s, remember=True)
-    return found[0] if found is not None and isinstance(found[0], str) else None
-
-
-def method_name_end(frame: bytes | bytearray, s: Sections | None = None) -> int | None:
-    """The offset just past the SofaRequest's ``methodName`` value, None when the content has none.
-
-    Everything a request's method can depend on lies before it, so a forwarder may key a routing
-    cache on the bytes up to here. Raises ``ProtocolError`` for malformed content.
-    """
-    found = _read_method_name(frame, s or sections(frame))
-    return found[1] if found is not None and isinstance(found[0], str) else None
+    return found if found is not None and isinstance(found[0], str) else None
 
 
 def _read_method_name(frame: bytes | bytearray, s: Sections, remember: bool = False) -> tuple[Any, int] | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 from meshd.codec.base import ProtocolError
 
@@ -205,6 +205,50 @@ def header_value(data: bytes | bytearray, start: int, end: int, name: bytes) -> 
         if hit:
             return value
     return None
+
+
+def key_names(names: Iterable[bytes]) -> dict[int, tuple[bytes, ...]]:
+    """Header names grouped by length, as :func:`header_entries` takes them."""
+    out: dict[int, tuple[bytes, ...]] = {}
+    for name in names:
+        out[len(name)] = (*out.get(len(name), ()), name)
+    return out
+
+
+def header_entries(data: bytes | bytearray, start: int, end: int, names: dict[int, tuple[bytes, ...]]) -> bytes:
+    """The raw entries (``klen key vlen value``, as on the wire, in map order) whose key is one of
+    ``names`` (:func:`key_names`), joined: a routing cache key that no other entry (a per-request trace
+    id) changes. One walk over the map, a key compared only when its length matches, no string decoded;
+    raises ``ProtocolError`` where :func:`decode_header_map` would."""
+    parts = []
+    p = start
+    unpack = _I32.unpack_from
+    while p < end:
+        if p + 8 > end:
+            raise ProtocolError("truncated header map", protocol=PROTOCOL)
+        at = p
+        klen = unpack(data, p)[0]
+        p += 4
+        wanted = names.get(klen) if klen > 0 else None
+        if klen > 0:
+            p += klen
+        elif klen < -1:
+            raise ProtocolError(f"bad header-map length {klen}", protocol=PROTOCOL)
+        if p + 4 > end:
+            raise ProtocolError("truncated header map", protocol=PROTOCOL)
+        vlen = unpack(data, p)[0]
+        if wanted is not None and data[at + 4:p] not in wanted:
+            wanted = None
+        p += 4
+        if vlen > 0:
+            p += vlen
+        elif vlen < -1:
+            raise ProtocolError(f"bad header-map length {vlen}", protocol=PROTOCOL)
+        if p > end:
+            raise ProtocolError("truncated header map", protocol=PROTOCOL)
+        if wanted is not None:
+            parts.append(data[at:p])
+    return b"".join(parts)
 
 
 def _map_string(data: bytes | bytearray, p: int, end: int) -> tuple[str | None, int]:

@@ -326,3 +326,65 @@ def event_data(frame: bytes | bytearray, flag: int, request_id: int) -> Any:
     except HessianError as e:
         e.request_id = request_id
         raise
+
+
+UNSURE = object()
+""":func:`trailing_attachment`'s answer when the raw bytes cannot say: decode the attachments instead."""
+
+
+def _t_value(frame: bytes | bytearray, p: int, end: int) -> tuple[Any, int]:
+    """A compact ASCII string (as bytes), an int of the short forms, or null at ``p``; UNSURE otherwise."""
+    b = frame[p]
+    if b < 0x20:
+        q = p + 1 + b
+        value = frame[p + 1:q]
+    elif 0x30 <= b <= 0x33:
+        if p + 1 >= end:
+            return UNSURE, p
+        q = p + 2 + ((b - 0x30) << 8) + frame[p + 1]
+        value = frame[p + 2:q]
+    elif 0x80 <= b <= 0xBF:
+        return b - 0x90, p + 1
+    elif 0xC0 <= b <= 0xCF:
+        return (((b - 0xC8) << 8) + frame[p + 1], p + 2) if p + 2 <= end else (UNSURE, p)
+    elif 0xD0 <= b <= 0xD7:
+        return (((b - 0xD4) << 16) + (frame[p + 1] << 8) + frame[p + 2], p + 3) if p + 3 <= end else (UNSURE, p)
+    elif b == 0x49:
+        return (int.from_bytes(frame[p + 1:p + 5], "big", signed=True), p + 5) if p + 5 <= end else (UNSURE, p)
+    elif b == 0x4E:
+        return None, p + 1
+    else:
+        return UNSURE, p
+    if q > end or not value.isascii():  # byte counts are character counts only for ASCII
+        return UNSURE, p
+    return value, q
+
+
+def trailing_attachment(frame: bytes | bytearray, key: bytes) -> Any:
+    """The value of attachment ``key`` (its compact hessian2 form, e.g. ``b"\\x07timeout"``) read from the
+    raw body: bytes for a string, an int, None when the body has no such attachment (or a null), or
+    UNSURE.
+
+    The attachments map ends the body. The key's last occurrence is trusted only when everything after it
+    reads as the rest of a map of compact strings and short ints ending the frame with ``Z``; anything
+    else (another encoding, the bytes inside an argument) answers UNSURE, and the caller decodes the
+    attachments properly. No occurrence at all means no such attachment: keys are written compact.
+    """
+    p = frame.rfind(key, HEADER_SIZE)
+    if p < 0:
+        return None
+    end = len(frame)
+    value, q = _t_value(frame, p + len(key), end) if p + len(key) < end else (UNSURE, p)
+    if value is UNSURE:
+        return UNSURE
+    last = end - 1
+    while q < last:
+        k, q = _t_value(frame, q, end)
+        if k is UNSURE or k is None or type(k) is int or q >= last:
+            return UNSURE
+        v, q = _t_value(frame, q, end)
+        if v is UNSURE:
+            return UNSURE
+    if q != last or frame[last] != 0x5A:
+        return UNSURE
+    return bytes(value) if type(value) is bytearray else value
