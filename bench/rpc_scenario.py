@@ -49,8 +49,9 @@ def _production_request(protocol: str) -> bytes:
     return bolt.encode_request(1, f"{IFACE}:1.0", "sayHello", ["world", 7], arg_types=["java.lang.String", "int"],
                                method_header=True, timeout=3000, headers={
                                    "sofa_head_target_service": f"{IFACE}:1.0", "sofa_head_target_app": "bench",
-                                   "rpc_trace_context.sofaTraceId": f"0a0fe8{TRACE}", "rpc_trace_context.sofaRpcId": "0",
-                                   "rpc_trace_context.sofaCallerApp": "shop", "rpc_trace_context.sofaCallerIp": "127.0.0.1",
+                                   "rpc_trace_context.sofaTraceId": f"0a0fe8{TRACE}",
+                                   "rpc_trace_context.sofaRpcId": "0", "rpc_trace_context.sofaCallerApp": "shop",
+                                   "rpc_trace_context.sofaCallerIp": "127.0.0.1",
                                    "rpc_trace_context.sofaPenAttrs": "", "rpc_trace_context.sysPenAttrs": ""})
 
 

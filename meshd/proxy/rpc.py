@@ -321,8 +321,8 @@ class RpcExchange(GovernedExchange):
             return self.reply(Outcome.BAD_REQUEST, f"serialization id {exc.serialization_id} is not supported "
                                                    f"and routing needs the service name from the body")
         name, md = route.pick_cluster(self.rt.rng)
-        self.forward(_Plan("", "", "", "", {}, self.adapter.oneway(self.event), _decision(route, name, md, self.down.ctx),
-                           False))
+        decision = _decision(route, name, md, self.down.ctx)
+        self.forward(_Plan("", "", "", "", {}, self.adapter.oneway(self.event), decision, False))
 
     def forward(self, plan: _Plan) -> None:
         """Send the request as ``plan`` says: cluster limits, deadline, governance, a host, a connection.
@@ -490,7 +490,8 @@ class RpcExchange(GovernedExchange):
         frame = event.frame
         status = event.status
         ok_status, resp_at, resp_byte, exc_at, exc_marks = adapter.plain_success
-        if status == ok_status and frame[resp_at] == resp_byte and not (len(frame) > exc_at and frame[exc_at] in exc_marks):
+        if status == ok_status and frame[resp_at] == resp_byte and \
+                not (len(frame) > exc_at and frame[exc_at] in exc_marks):
             # a plain success, known without decoding the result: the answer, then _attempt_done inline
             if self.try_timer is not None:
                 self._cancel_try_timer()

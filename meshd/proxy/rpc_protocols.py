@@ -19,8 +19,9 @@ plus the content's ``methodName`` when the method is not a header. Trace ids nev
 None means the request cannot be keyed (another serialization, a long or non-ASCII head): it is
 decoded and routed on its own. ``deadline_ms(event)`` is the caller's own deadline (0: none) and
 ``origin(event)`` the caller's application for governance, both read from the raw frame where they can
-be (:func:`meshd.codec.dubbo.body.trailing_attachment`), else from the decoded attachments. A response is a plain success, answered without decoding, when
-its status is ``ok_status``, ``frame[resp_at] == resp_byte`` and ``frame[exc_at]`` is not in ``exc_marks``.
+be (:func:`meshd.codec.dubbo.body.trailing_attachment`), else from the decoded attachments. A response
+is a plain success, answered without decoding, when its status is ``ok_status``,
+``frame[resp_at] == resp_byte`` and ``frame[exc_at]`` is not in ``exc_marks``.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ _VALUES = st.one_of(_TEXT, st.integers(-300000, 300000), st.text(max_size=8))
 
 
 def _frame(attachments: dict, args: list) -> bytearray:
-    return bytearray(dubbo.encode_request(1, "org.example.Demo", "m", args, param_types=["java.lang.Object"] * len(args),
-                                          version="1.0.0", attachments=attachments))
+    return bytearray(dubbo.encode_request(1, "org.example.Demo", "m", args, version="1.0.0", attachments=attachments,
+                                          param_types=["java.lang.Object"] * len(args)))
 
 
 @settings(max_examples=300, deadline=None)

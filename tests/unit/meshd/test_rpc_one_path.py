@@ -389,7 +389,8 @@ def _production(protocol: str, tmp_path: Any, **extra: Any) -> dict:
     meta = (lambda v: {"version": v}) if protocol == "dubbo" else (lambda v: {"version": "1.0" if v == "1.0.0" else v})
     config: dict[str, Any] = {
         "clusters": [{"name": IFACE, "endpoints": [
-            {"address": "127.0.0.1:11", "metadata": meta("1.0.0")}, {"address": "127.0.0.1:12", "metadata": meta("1.0.0")},
+            {"address": "127.0.0.1:11", "metadata": meta("1.0.0")},
+            {"address": "127.0.0.1:12", "metadata": meta("1.0.0")},
             {"address": "127.0.0.1:13", "metadata": meta("2.0.0")}]}],
         "access_log": {"path": str(tmp_path / "access.log")},
         "governance": {"flow": [{"resource": r, "threshold": 1e9} for r in (IFACE, method)],
