@@ -42,7 +42,6 @@ _GROUP_KEY = b"\x05group"          # hessian2 compact string "group"
 _TIMEOUT_KEY = b"\x07timeout"
 _ORIGIN_KEYS = (b"\x12remote.application", b"\x0bapplication")
 _BOLT_ORIGIN = (b"app", b"rpc_trace_context.sofaCallerApp")
-_BOLT_METHOD_ENTRY = len(bolt_body.METHOD_HEADER).to_bytes(4, "big") + bolt_body.METHOD_HEADER
 BOLT_KEY_HEADERS = (b"service", bolt_body.METHOD_HEADER, b"sofa_head_target_app")
 
 
@@ -318,9 +317,10 @@ class BoltAdapter(RpcAdapter):
                 s = bolt_body.sections(frame)
                 if s.codec != 1:
                     return None
-                key = header_entries(frame, s.header_start, s.content_start, names)
+                key, has_method = header_entries(frame, s.header_start, s.content_start, names,
+                                                 bolt_body.METHOD_HEADER)
                 end = s.content_start
-                if _BOLT_METHOD_ENTRY not in key:
+                if not has_method:
                     found = bolt_body.content_method(frame, s)   # the method is in the content (Node clients)
                     if found is None:
                         return None

@@ -215,12 +215,15 @@ def key_names(names: Iterable[bytes]) -> dict[int, tuple[bytes, ...]]:
     return out
 
 
-def header_entries(data: bytes | bytearray, start: int, end: int, names: dict[int, tuple[bytes, ...]]) -> bytes:
+def header_entries(data: bytes | bytearray, start: int, end: int, names: dict[int, tuple[bytes, ...]],
+                   first: bytes = b"") -> tuple[bytes, bool]:
     """The raw entries (``klen key vlen value``, as on the wire, in map order) whose key is one of
     ``names`` (:func:`key_names`), joined: a routing cache key that no other entry (a per-request trace
-    id) changes. One walk over the map, a key compared only when its length matches, no string decoded;
-    raises ``ProtocolError`` where :func:`decode_header_map` would."""
+    id) changes; and whether the map has an entry named ``first``. One walk over the map, a key compared
+    only when its length matches, no string decoded; raises ``ProtocolError`` where
+    :func:`decode_header_map` would."""
     parts = []
+    found = False
     p = start
     unpack = _I32.unpack_from
     while p < end:
@@ -248,7 +251,9 @@ def header_entries(data: bytes | bytearray, start: int, end: int, names: dict[in
             raise ProtocolError("truncated header map", protocol=PROTOCOL)
         if wanted is not None:
             parts.append(data[at:p])
-    return b"".join(parts)
+            if not found and first and data[at + 4:at + 4 + klen] == first:
+                found = True
+    return b"".join(parts), found
 
 
 def _map_string(data: bytes | bytearray, p: int, end: int) -> tuple[str | None, int]:

@@ -60,7 +60,8 @@ def test_trailing_attachment_takes_any_bytes(tail):
 def test_header_entries_hold_exactly_the_named_entries(headers):
     raw = bolt.encode_header_map(headers)
     names = key_names([b"service", b"sofa_head_method_name"])
-    got = header_entries(raw, 0, len(raw), names)
+    got, has_method = header_entries(raw, 0, len(raw), names, b"sofa_head_method_name")
+    assert has_method == ("sofa_head_method_name" in headers)
     want = bolt.encode_header_map({k: v for k, v in decode_header_map(raw, 0, len(raw)).items()
                                    if k in ("service", "sofa_head_method_name")})
     assert got == want
