@@ -40,7 +40,6 @@ class TimerWheel:
         self._slots: dict[int, set[Any]] = {}
         self._ticks: list[int] = []
         self._next: int | None = None
-        self._last: tuple[int, set[Any]] = (-1, set())   # the tick armed last and its set
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         slot = self.slot(delay)
@@ -52,9 +51,6 @@ class TimerWheel:
         """The set of entries due ``delay`` from now, for callers that arm many at once: add an entry to
         arm it; it discards itself to cancel (see :class:`Timer`)."""
         tick = int((self.loop.time() + delay) / self.resolution) + 1
-        last = self._last
-        if last[0] == tick:
-            return last[1]                     # requests of one read mostly share a deadline
         slot = self._slots.get(tick)
         if slot is None:
             slot = self._slots[tick] = set()
@@ -62,7 +58,6 @@ class TimerWheel:
             if self._next is None or tick < self._next:
                 self._next = tick
                 self.loop.call_at(tick * self.resolution, self._run, tick)
-        self._last = (tick, slot)
         return slot
 
     def _run(self, tick: int) -> None:
@@ -72,10 +67,7 @@ class TimerWheel:
         now = int(self.loop.time() / self.resolution)
         ticks = self._ticks
         while ticks and ticks[0] <= max(now, tick):
-            due = heapq.heappop(ticks)
-            if due == self._last[0]:
-                self._last = (-1, set())
-            slot = self._slots.pop(due)
+            slot = self._slots.pop(heapq.heappop(ticks))
             while slot:                       # a firing entry may cancel others of the same tick
                 timer = slot.pop()
                 if timer.callback is not None:

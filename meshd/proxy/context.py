@@ -49,16 +49,23 @@ class GovernedExchange:
     def _attempt(self) -> None:
         """Enter governance for this attempt (block, or wait on a timer when throttled), then send it."""
         gov = self.rt.governance
-        if gov is not None and gov.active:
-            entry = self._enter(gov)
-            if entry is not None:
-                if isinstance(entry, BlockError):
-                    return self._blocked(gov, entry)
-                self.entry = entry
-                if entry.wait_ms > 0:
-                    self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
-                    return
-        self._send_attempt()
+        if gov is None or not gov.active or self._admit(gov):
+            self._send_attempt()
+
+    def _admit(self, gov: Any) -> bool:
+        """Enter ``gov`` for this attempt: True when it may be sent now; otherwise it was answered (blocked)
+        or its sending is scheduled (throttled)."""
+        entry = self._enter(gov)
+        if entry is None:
+            return True
+        if isinstance(entry, BlockError):
+            self._blocked(gov, entry)
+            return False
+        self.entry = entry
+        if entry.wait_ms > 0:
+            self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
+            return False
+        return True
 
     def _enter(self, gov: Any) -> Any:
         raise NotImplementedError

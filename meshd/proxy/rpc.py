@@ -373,15 +373,8 @@ class RpcExchange(GovernedExchange):
                 slot.add(self)
                 self.callback = True
         gov = rt.governance
-        if gov is not None and gov.active and plan.service:
-            entry = gov.enter_rpc(self)        # GovernedExchange._attempt, inline
-            if entry is not None:
-                if isinstance(entry, BlockError):
-                    return self._blocked(gov, entry)
-                self.entry = entry
-                if entry.wait_ms > 0:
-                    rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
-                    return
+        if gov is not None and gov.active and not self._admit(gov):
+            return
         host = balancer.pick() if balancer is not None else None
         if host is None or oneway or (plan.policy is not None and plan.policy.per_try_timeout):
             return self._send_attempt(host)
@@ -412,7 +405,7 @@ class RpcExchange(GovernedExchange):
 
     # -- attempts ------------------------------------------------------------------------------------
     def _enter(self, gov: Any) -> Any:
-        return gov.enter_rpc(self)
+        return gov.enter_rpc(self) if self.plan.service else None   # a body unread names no resource
 
     def _blocked(self, gov: Any, error: BlockError) -> None:
         self.reply(Outcome.BLOCKED, f"{error.kind} blocked: {gov.block_message(error)}")

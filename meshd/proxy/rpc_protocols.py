@@ -213,27 +213,20 @@ class DubboAdapter(RpcAdapter):
         frame = event.frame
         if frame.find(_TIMEOUT_KEY, 16) < 0:
             return 0.0
-        value = trailing_attachment(frame, _TIMEOUT_KEY)
-        if value is UNSURE:
-            value = _decoded_attachment(event, "timeout")
+        value = _attachment(event, _TIMEOUT_KEY)
         try:
             ms = float(value) if value is not None else 0.0
-        except ValueError:
+        except (TypeError, ValueError):
             return 0.0
         return ms if ms > 0 else 0.0
 
     @staticmethod
     def origin(event: dubbo.DubboRequest) -> str:
         """``remote.application`` (else ``application``), from the raw body where it can be read there."""
-        frame = event.frame
         for key in _ORIGIN_KEYS:
-            value = trailing_attachment(frame, key)
-            if value is UNSURE or type(value) is int:
-                value = _decoded_attachment(event, key[1:].decode())
-                if value:
-                    return str(value)
-            elif value:
-                return value.decode("ascii")
+            value = _attachment(event, key)
+            if value:
+                return str(value)
         return ""
 
     def group(self, view: RpcView) -> str:
@@ -395,12 +388,16 @@ class BoltAdapter(RpcAdapter):
         return None
 
 
-def _decoded_attachment(event: dubbo.DubboRequest, name: str) -> Any:
-    """One attachment from the decoded attachments (when the raw bytes could not say); None if unreadable."""
-    try:
-        return event.meta().attachments.get(name)
-    except CodecError:
-        return None
+def _attachment(event: dubbo.DubboRequest, key: bytes) -> Any:
+    """Attachment ``key`` (its compact hessian2 form): read from the raw body, else from the decoded
+    attachments when the raw bytes cannot say; a str, an int, or None (absent or unreadable)."""
+    value = trailing_attachment(event.frame, key)
+    if value is UNSURE:
+        try:
+            return event.meta().attachments.get(key[1:].decode())
+        except CodecError:
+            return None
+    return value.decode("ascii") if type(value) is bytes else value
 
 
 _OK_20 = Result(Outcome.OK, 20)
