@@ -74,6 +74,10 @@ class SnapshotWriter:
         self.written_ms: int | None = None
         self._handle: asyncio.TimerHandle | None = None
 
+    def status(self, loaded: int) -> dict[str, Any]:
+        """The ``snapshot`` entry of a source's status; ``loaded``: services it restored at start-up."""
+        return {"path": self.path, "loaded_services": loaded, "written_at_ms": self.written_ms}
+
     def schedule(self) -> None:
         """A change to persist: write it after ``delay`` (one write for a burst of changes)."""
         if not self.path:

@@ -74,6 +74,7 @@ class Source(abc.ABC):
         return {
             "name": self.name, "type": self.kind, "synced": self.synced,
             "stale": bool(self.model and self.model.is_stale(self.name)), "last_error": self.last_error,
+            "errors": list(self._errors),
         }
 
     def _spawn(self, coro: Any) -> None:

@@ -505,9 +505,7 @@ class NacosSource(Source, Registry):
             "empty_kept": sorted(n for n, v in self._views.items() if v.empty_kept),
             "registrations": [r.to_json() for r, _ in self._regs.values()],
             "resyncs": self.resyncs, "last_resync_s": self.last_resync_s,
-            "snapshot": {"path": self.snapshot_path, "loaded_services": self.snapshot_loaded,
-                         "written_at_ms": self.snapshot.written_ms},
-            "errors": list(self._errors),
+            "snapshot": self.snapshot.status(self.snapshot_loaded),
         })
         return status
 

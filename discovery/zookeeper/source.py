@@ -517,9 +517,7 @@ class ZooKeeperSource(Source, Registry):
             "shared_addresses": sum(s.state.shared_addresses for s in self._services.values()),
             "registrations": [r.to_json() for r in registrar.all()] if registrar else [],
             "pending_deletes": sorted(registrar.orphans) if registrar else [],
-            "snapshot": {"path": self.snapshot_path, "loaded_services": self.snapshot_loaded,
-                         "written_at_ms": self.snapshot.written_ms},
-            "errors": list(self._errors),
+            "snapshot": self.snapshot.status(self.snapshot_loaded),
         })
         return status
 
