@@ -2,8 +2,8 @@
 
 One fast local backend (integration.servers.http_backend with a fixed 5-byte body, pinned with the load
 generator). Proxies run one worker on the proxy core with upstream keep-alive and no access log. Then a
-latency probe at half of meshd's peak: wrk with a per-connection delay (closed loop with think time),
-through meshd and direct, reporting p99 added latency.
+latency probe at half of meshd's peak: wrk with a per-connection delay (closed loop with think time, the
+connection count calibrated to offer that rate), through meshd and direct, reporting p99 added latency.
 """
 
 from __future__ import annotations
@@ -110,18 +110,21 @@ def run(work: Path, rounds: int = 5, seconds: float = 5.0, connections: int = 50
 
 def _latency_probe(work: Path, targets: list[Target], load, connections: int, seconds: float,
                    have_wrk: bool) -> dict[str, Any]:
-    """p99 through meshd vs direct at about half of meshd's peak rate (wrk delay() think time)."""
+    """p99 through meshd vs direct at about half of meshd's peak rate: a closed loop with think time
+    (wrk's delay(), whole milliseconds), its connection count calibrated on meshd to offer that rate."""
     if not have_wrk:
         return {"skipped": "needs wrk for rate-limited load"}
     by = {t.name: t for t in targets}
-    peak = by["meshd"].median().rps
-    rtt_ms = by["meshd"].median().p50_ms
-    delay_ms = max(0, int(connections / (peak / 2) * 1000 - rtt_ms))
+    target = by["meshd"].median().rps / 2
+    delay_ms = 2
     script = work / "delay.lua"
     script.write_text(f"function delay() return {delay_ms} end\n")
-    out: dict[str, Any] = {"target_rps": round(peak / 2), "think_time_ms": delay_ms}
+    conns = max(1, round(target * (delay_ms + 0.3) / 1000))
+    calibration = run_wrk(by["meshd"].port, conns, 2, script=str(script))
+    conns = max(1, min(connections * 4, round(conns * target / max(calibration.rps, 1.0))))
+    out: dict[str, Any] = {"target_rps": round(target), "think_time_ms": delay_ms, "connections": conns}
     for name in ("direct", "meshd"):
-        rounds = [run_wrk(by[name].port, connections, seconds, script=str(script)) for _ in range(3)]
+        rounds = [run_wrk(by[name].port, conns, seconds, script=str(script)) for _ in range(3)]
         m = sorted(rounds, key=lambda r: r.p99_ms)[1]
         out[name] = {"rps": round(m.rps), "p50_ms": round(m.p50_ms, 3), "p99_ms": round(m.p99_ms, 3)}
     out["p99_added_ms"] = round(out["meshd"]["p99_ms"] - out["direct"]["p99_ms"], 3)

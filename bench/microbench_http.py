@@ -14,6 +14,7 @@ import time
 import uvloop
 
 from integration.transport import FakeTransport
+from meshd import writebatch
 from meshd.config import build_config
 from meshd.proxy.http import HttpDownstream
 from meshd.upstream.http import UpstreamHttpConnection
@@ -55,7 +56,9 @@ async def measure(n: int = 20000, rounds: int = 5, subset_retry: bool = False) -
         t0 = time.process_time()
         for _ in range(n):
             down.data_received(REQUEST)
+            writebatch.flush()                # the end of the loop iteration (writebatch.defer)
             up.data_received(RESPONSE)
+            writebatch.flush()
         per_request.append((time.process_time() - t0) / n * 1e6)
         assert down_t.out[-1].endswith(b"hello") and len(up_t.out) >= n
         down_t.out.clear()

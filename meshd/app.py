@@ -27,6 +27,7 @@ from discovery.registration import Registry
 from discovery.source import ListenerPublisher, RoutePublisher, Source, SourceContext
 from config_center.center import ConfigCenter
 from governance import MetricLogWriter
+from meshd import writebatch
 from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
 from meshd.config import (ClusterConfig, Config, ConfigError, DiscoveredRoutes, ListenerConfig, RouteConfiguration,
@@ -133,6 +134,7 @@ class Meshd:
         self.stats.registry.register(self.loop_lag)
         self.loop_lag.start()
         self.clusters.start_health_checks()   # last: probes must not time out on start-up work
+        writebatch.defer(True)                 # the reads of one loop iteration answer in one burst of writes
         # Everything built so far lives as long as the process: keep it out of the cyclic collector's
         # scans, which otherwise walk the whole start-up heap on every older-generation collection.
         gc.freeze()
@@ -319,6 +321,7 @@ class Meshd:
         if self.admin is not None:
             await self.admin.stop()
         self.access_log.close()
+        writebatch.defer(False)
         self._stopped.set()
 
     async def run_until_signal(self) -> None:

@@ -50,7 +50,11 @@ class TimerWheel:
     def slot(self, delay: float) -> set[Any]:
         """The set of entries due ``delay`` from now, for callers that arm many at once: add an entry to
         arm it; it discards itself to cancel (see :class:`Timer`)."""
-        tick = int((self.loop.time() + delay) / self.resolution) + 1
+        return self.slot_at(self.loop.time() + delay)
+
+    def slot_at(self, when: float) -> set[Any]:
+        """:meth:`slot` for a deadline on the loop's clock."""
+        tick = int(when / self.resolution) + 1
         slot = self._slots.get(tick)
         if slot is None:
             slot = self._slots[tick] = set()

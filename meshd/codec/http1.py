@@ -32,6 +32,24 @@ LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+def whole_head(data: bytes, headers: int, start: bytes, first_line: int = -1) -> bytes | None:
+    """The message head at the start of ``data`` when it is exactly what the parser read there: a first
+    line beginning with ``start`` (``first_line`` bytes long, when given) and ``headers`` header lines,
+    each ended by CRLF, then the empty line. None otherwise (bare LF line ends, folded lines, empty lines
+    before the message, a message that began in an earlier read): such a head is rebuilt from its parsed
+    headers instead."""
+    end = data.find(b"\r\n\r\n") + 4
+    if end < 4:
+        return None
+    head = data if end == len(data) else data[:end]
+    lines = headers + 2
+    if head.count(b"\r\n") != lines or head.count(b"\n") != lines or not head.startswith(start):
+        return None
+    if first_line >= 0 and head.find(b"\r\n") != first_line:
+        return None
+    return head
+
+
 def status_line(status: int) -> bytes:
     line = STATUS_LINES.get(status)
     return line if line is not None else f"HTTP/1.1 {status} Unknown\r\n".encode()

@@ -9,8 +9,12 @@ retry policy while the request body is still replayable.
 Flow control both ways: a downstream that reads slowly pauses the upstream socket, an upstream that
 accepts slowly pauses the downstream socket. Deadlines live on the runtime's timer wheel.
 
-Hot-path shape: header lines to forward are built once, in ``on_header``; hop-by-hop headers are
-recognised there too. Writes made while one event is handled are coalesced (:mod:`meshd.writebatch`).
+Hot-path shape: a head that arrived whole at the start of one read, carries no header meshd must take
+out (hop-by-hop, ``Expect``, deadlines) and whose route edits at most by appending, is forwarded as the
+bytes received, both ways; anything else is rebuilt line by line from the parsed headers. ``on_header``
+only keeps the header and notes the few names meshd acts on. Route answers are kept per raw
+(Host, target) when no route reads headers. Writes go through :mod:`meshd.writebatch`: in a running
+meshd they wait for the end of the loop iteration, so a response head and its body are one write.
 
 Local answers (Envoy's response flags): 404 NR no route, 503 UH no healthy endpoint, 503 UO overflow,
 502 UF connect failure, 502 UR reset, 504 UT timeout.
@@ -44,6 +48,8 @@ _LOCAL = {
     Outcome.BLOCKED: 429,
 }
 _DROP = http1.REQUEST_DROP | http1.DEADLINE_HEADERS
+_SPECIAL = _DROP | {b"host"}          # the request headers on_header acts on
+_NO_DEADLINES: dict[bytes, float | None] = {}
 
 
 class _Headers:
@@ -59,9 +65,6 @@ class _Headers:
         if self._d is None:
             self._d = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self.raw}
         return self._d.get(name, default)
-
-
-_NO_HEADERS: dict[str, str] = {}
 
 
 class _HeadersTooLarge(Exception):
@@ -83,18 +86,23 @@ class HttpDownstream(asyncio.Protocol):
         self.closed = False
         self.last_activity = 0.0
         self._paused: set[str] = set()
+        self.data = b""                       # the read being parsed
+        self.fresh = False                    # no message was in progress when it began
+        self.in_message = False
+        self.head_src: bytes | None = None    # the read the current message began at the start of
+        self.records = ctx.records.setdefault("http", {})  # cluster → stats record (ListenerContext.record)
         self._reset_head()
 
     def _reset_head(self) -> None:
         self.url = b""
         self.raw: list[tuple[bytes, bytes]] = []
-        self.lines: list[bytes] = []
         self.header_bytes = 0
         self.host = b""
+        self.special = False                  # a header the forwarded head must not carry as received
         self.chunked = False
         self.expect = False
         self.conn_tokens = b""
-        self.deadlines: dict[bytes, float | None] = {}
+        self.deadlines = _NO_DEADLINES
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,7 +113,8 @@ class HttpDownstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.rt.loop.time()
-        writebatch.begin()
+        self.data = data
+        self.fresh = not self.in_message
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -118,8 +127,6 @@ class HttpDownstream(asyncio.Protocol):
                 self._protocol_error(500, "meshd: internal error\n")
         except httptools.HttpParserError as exc:
             self._protocol_error(400, f"meshd: malformed request: {exc}\n")
-        finally:
-            writebatch.end()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -143,7 +150,13 @@ class HttpDownstream(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------------
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        if self.in_message:
+            self.url += url                   # the rest of a target split across reads
+        else:
+            self.in_message = True            # the first callback of a message (on_message_begin's job)
+            self.head_src = self.data if self.fresh else None
+            self.fresh = False
+            self.url = url
         self.header_bytes += len(url)
         if self.header_bytes > self.max_header_bytes:
             raise _HeadersTooLarge()
@@ -154,7 +167,11 @@ class HttpDownstream(asyncio.Protocol):
             raise _HeadersTooLarge()
         self.raw.append((name, value))
         low = name.lower()
-        if low in _DROP:
+        if low in _SPECIAL:
+            if low == b"host":
+                self.host = value
+                return
+            self.special = True
             if low == b"transfer-encoding":
                 self.chunked = b"chunked" in value.lower()
             elif low == b"expect":
@@ -162,15 +179,20 @@ class HttpDownstream(asyncio.Protocol):
             elif low == b"connection":
                 self.conn_tokens += b"," + value.lower()
             elif low in http1.DEADLINE_HEADERS:
+                if self.deadlines is _NO_DEADLINES:
+                    self.deadlines = {}
                 self.deadlines[low] = _ms(value)
-            return
-        if low == b"host":
-            self.host = value
-        self.lines.append(b"%b: %b\r\n" % (name, value))
 
     def on_headers_complete(self) -> None:
         p = self.parser
-        ex = HttpExchange(self, p.get_method(), p.get_http_version(), p.should_keep_alive())
+        method = p.get_method()
+        ex = HttpExchange(self, method, p.get_http_version(), p.should_keep_alive())
+        src = self.head_src
+        if src is not None:
+            self.head_src = None
+            if not self.special and ex.version == "1.1":
+                # the request line is "METHOD SP target SP HTTP/1.1"
+                ex.head = http1.whole_head(src, len(self.raw), method, len(method) + len(self.url) + 10)
         self._reset_head()
         self.parsing = ex
         if self.active is None:
@@ -185,6 +207,7 @@ class HttpDownstream(asyncio.Protocol):
             self.parsing.request_body(body)
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         ex, self.parsing = self.parsing, None
         if ex is not None:
             ex.request_complete()
@@ -262,9 +285,15 @@ class HttpExchange(GovernedExchange):
     detail = ""
     bytes_in = 0
     bytes_out = 0
+    chunked = False                       # what the request's hop-by-hop headers said (see HttpDownstream)
+    expect_continue = False
+    conn_tokens = b""
+    deadlines = _NO_DEADLINES
     chunked_out = False
-    timer: Any = None
+    slot: set | None = None               # the route deadline: this exchange is its own timer-wheel entry
+    callback: Any = None
     try_timer: Any = None
+    head: bytes | None = None             # the request head as received, when it may be forwarded so
     close_delimited = False
     finished = False
     retrying = False
@@ -278,14 +307,14 @@ class HttpExchange(GovernedExchange):
         self.keep_alive = keep_alive
         self.close_after = not keep_alive
         self.host = down.host
-        self.chunked = down.chunked
-        self.expect_continue = down.expect
-        self.lines = down.lines
         self.raw = down.raw
-        self.conn_tokens = down.conn_tokens
-        self.deadlines = down.deadlines
+        if down.special:
+            self.chunked = down.chunked
+            self.expect_continue = down.expect
+            self.conn_tokens = down.conn_tokens
+            self.deadlines = down.deadlines
         self.tried: list = []
-        self.started = rt.loop.time()
+        self.started = down.last_activity     # the time of the read that brought the request
         rt.in_flight += 1
 
     # -- request side --------------------------------------------------------------------------------
@@ -294,24 +323,28 @@ class HttpExchange(GovernedExchange):
         if self.expect_continue and not self.request_done:
             down.write(http1.CONTINUE_100)     # answered here, like Envoy; the upstream never sees Expect
         routes = down.ctx.routes
-        host = self.host.decode("latin-1")
-        path = self.url.decode("latin-1")
         if routes is None:
             route = None
+        elif routes.needs_headers:
+            route = routes.match_http(self.host.decode("latin-1"), self.url.decode("latin-1"), _Headers(self.raw))
         else:
-            route = routes.match_http(host, path, _Headers(self.raw) if routes.needs_headers else _NO_HEADERS)
+            route = routes.match_http_raw(self.host, self.url)
         if route is None:
-            return self.reply_local(Result(Outcome.NO_ROUTE, detail=f"no route for {host}{path}"))
+            target = (self.host + self.url).decode("latin-1")
+            return self.reply_local(Result(Outcome.NO_ROUTE, detail=f"no route for {target}"))
         self.route = route
         if route.direct is not None:
             self.status = route.direct.status
             return self._send_local(route.direct.status, route.direct.body.encode())
-        name, self.metadata = route.pick_cluster(rt.rng)
+        if route.weighted:
+            name, self.metadata = route.pick_cluster(rt.rng)
+        else:
+            name, self.metadata = route.action.cluster or "", route.selection
         h2m = down.ctx.config.header_to_metadata
         if h2m:
             self.metadata = _request_metadata(self.raw, h2m, self.metadata)
         self.cluster_name = name
-        cluster = rt.clusters.get(name)
+        cluster = rt.clusters.clusters.get(name)
         if cluster is None:
             return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM, detail=f"unknown cluster {name!r}"))
         if cluster.active_requests >= cluster.max_requests:
@@ -327,7 +360,9 @@ class HttpExchange(GovernedExchange):
                 self.replay = []
         if self.request_done:
             self._arm_route_timer()
-        self._attempt()
+        gov = rt.governance                   # GovernedExchange._attempt, inline
+        if gov is None or not gov.active or self._admit(gov):
+            self._send_attempt()
 
     def request_body(self, data: bytes) -> None:
         self.bytes_in += len(data)
@@ -401,7 +436,13 @@ class HttpExchange(GovernedExchange):
         if pool is None:
             pool = host.pools["http"] = HttpPool(host, cluster, self.rt.stats)
         self.pool = pool
-        pool.acquire(self)
+        idle = pool.state.idle
+        if idle:                              # the keep-alive fast path (HttpPool.acquire's own)
+            conn = idle.pop()
+            pool.state.busy.add(conn)
+            self.upstream_ready(conn)
+        else:
+            pool.acquire(self)
 
     def upstream_ready(self, conn: UpstreamHttpConnection) -> None:
         if self.finished or self.pool is None:
@@ -425,10 +466,15 @@ class HttpExchange(GovernedExchange):
 
     def _request_head(self) -> bytes:
         route = self.route
+        head = self.head
+        if head is not None:
+            edit = route.raw_request_edit
+            if edit is not None:
+                return head if not edit else head[:-2] + edit + b"\r\n"
         action = route.action
         ops = route.request_ops
         url = self.url
-        lines = self.lines
+        lines = [b"%b: %b\r\n" % kv for kv in self.raw if kv[0].lower() not in _DROP]
         if action.prefix_rewrite is not None and route.config.match.prefix is not None:
             url = action.prefix_rewrite.encode() + url[len(route.config.match.prefix.encode()):]
         if ops.remove or self.conn_tokens or action.host_rewrite:
@@ -449,8 +495,9 @@ class HttpExchange(GovernedExchange):
         return b"%b %b HTTP/1.1\r\n%b%b\r\n" % (self.method, url, b"".join(lines), extra)
 
     # -- response side -------------------------------------------------------------------------------
-    def response_head(self, conn: UpstreamHttpConnection, status: int, lines: list[bytes], length: bool,
-                      chunked: bool) -> None:
+    def response_head(self, conn: UpstreamHttpConnection, status: int, head: bytes | None,
+                      raw: list[tuple[bytes, bytes]], length: bool, chunked: bool) -> None:
+        """The upstream's response head: ``head`` as received when it may be forwarded so, else None."""
         if conn is not self.upstream:
             return
         if self.replay is not None and (status >= 500 or status in (409, 429)
@@ -470,10 +517,20 @@ class HttpExchange(GovernedExchange):
             self.try_timer = None
         self.response_started = True
         self.status = status
+        no_body = status in http1.NO_BODY_STATUS or self.method == b"HEAD"
+        if head is not None and (length or no_body) and not self.close_after and self.version == "1.1" \
+                and not self.rt.draining:
+            edit = self.route.raw_response_edit
+            if edit is not None:
+                if edit:
+                    head = head[:-2] + edit + b"\r\n"
+                self.bytes_out += len(head)
+                self.down.write(head)
+                return
+        lines = [b"%b: %b\r\n" % kv for kv in raw if kv[0].lower() not in http1.HOP_BY_HOP]
         ops = self.route.response_ops
         if not ops.empty:
             lines = _apply_ops(lines, ops)
-        no_body = status in http1.NO_BODY_STATUS or self.method == b"HEAD"
         tail = b""
         if not no_body and not length:
             if self.version != "1.0":
@@ -505,7 +562,14 @@ class HttpExchange(GovernedExchange):
         self.response_done = True
         self.upstream = None
         conn.pool.release(conn, keep_alive and self.request_done)
-        self._attempt_done(http_outcome(self.status), self.status)
+        status = self.status
+        outcome = http_outcome(status)        # _attempt_done, inline
+        if self.entry is not None:
+            self._exit_entry(outcome)
+        host = self.upstream_host
+        if host is not None:
+            self.upstream_host = None
+            self.cluster.attempt_finished(host, outcome, status, True, len(self.tried) > 1)
         if not self.request_done:
             self.close_after = True           # early response: the rest of the body is not worth reading
             self.request_done = True
@@ -582,7 +646,7 @@ class HttpExchange(GovernedExchange):
             self.cluster.attempt_finished(host, outcome, status, True, len(self.tried) > 1)
 
     def _arm_route_timer(self) -> None:
-        if self.timer is None and not self.finished:
+        if self.slot is None and not self.finished:
             timeout = self.route.action.timeout
             if timeout is None:
                 timeout = self.down.ctx.config.route_timeout
@@ -591,10 +655,13 @@ class HttpExchange(GovernedExchange):
                 if asked is not None and (timeout <= 0 or asked < timeout):
                     timeout = asked            # the caller's deadline shortens, never extends
             if timeout > 0:
-                self.timer = self.rt.timers.call_later(timeout, self._route_timeout)
+                slot = self.slot = self.rt.timers.slot_at(self.started + timeout)
+                self.callback = True          # the wheel fires entries whose callback is set
+                slot.add(self)
 
-    def _route_timeout(self) -> None:
-        self.timer = None
+    def fire(self) -> None:
+        """The route deadline (from the timer wheel)."""
+        self.callback = None
         if self.finished or self.response_done:
             return
         self._abandon_upstream()
@@ -655,9 +722,9 @@ class HttpExchange(GovernedExchange):
         if self.finished:
             return
         self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.callback is not None:
+            self.callback = None
+            self.slot.discard(self)  # type: ignore[union-attr]
         if self.try_timer is not None:
             self.try_timer.cancel()
             self.try_timer = None
@@ -674,8 +741,10 @@ class HttpExchange(GovernedExchange):
         if self.entry is not None:
             self._exit_entry(http_outcome(self.status) if self.status else Outcome.RESET)
         duration = rt.loop.time() - self.started
-        down.ctx.record(self.cluster_name, "http").done(self.flags or ("ok" if self.status < 500 else "5xx"),
-                                                       self.status, duration)
+        rec = down.records.get(self.cluster_name)
+        if rec is None:
+            rec = down.ctx.record(self.cluster_name, "http")
+        rec.done(self.flags or ("ok" if self.status < 500 else "5xx"), self.status, duration)
         if rt.access_log.enabled:
             upstream = self.tried[-1].address if self.tried else ""
             rt.access_log.http(self.started, self.method, self.url, self.version, self.status or "-", self.flags,

@@ -20,6 +20,9 @@ from urllib.parse import parse_qsl
 from meshd.config import HeaderValueOption, Route, RouteAction, RouteConfiguration, StringMatcher, WeightedCluster
 from meshd.routing.subset import Selection
 
+_NO_HEADERS: dict[str, str] = {}
+_HTTP_CACHE_LIMIT = 4096
+
 Matcher = Callable[[str | None], bool]
 
 
@@ -74,12 +77,19 @@ class HeaderOps:
     def empty(self) -> bool:
         return not self.add and not self.remove
 
+    def appended(self) -> bytes | None:
+        """The lines these edits add to a head when they only append (b"" for none); None otherwise."""
+        if self.remove or any(not append for _, _, append in self.add):
+            return None
+        return b"".join(b"%b: %b\r\n" % (name, value) for name, value, _ in self.add)
+
 
 class CompiledRoute:
     """One route, its predicates compiled, its action kept as the validated config value."""
 
     __slots__ = ("config", "name", "action", "direct", "request_ops", "response_ops", "_path", "_headers",
-                 "_query", "_rpc", "_weights", "_total_weight", "path_label", "weighted", "rpc_keys_only", "_selection")
+                 "_query", "_rpc", "_weights", "_total_weight", "path_label", "weighted", "rpc_keys_only", "selection",
+                 "raw_request_edit", "raw_response_edit")
 
     def __init__(self, config: Route, index: int) -> None:
         self.config = config
@@ -89,6 +99,12 @@ class CompiledRoute:
         self.request_ops = HeaderOps.build(config.request_headers_to_add, config.request_headers_to_remove)
         self.response_ops = HeaderOps.build(config.response_headers_to_add, config.response_headers_to_remove)
         m = config.match
+        # the header lines a head forwarded as received gets appended; None when this route's edits need the
+        # head rebuilt line by line (a rewrite, a removal, a replacing add)
+        a = self.action
+        rewrites = a is not None and (a.host_rewrite or (a.prefix_rewrite is not None and m.prefix is not None))
+        self.raw_request_edit = None if rewrites else self.request_ops.appended()
+        self.raw_response_edit = self.response_ops.appended()
         self._path = self._compile_path(m)
         self.path_label = m.prefix if m.prefix is not None else (m.path if m.path is not None else (m.regex or ""))
         self._headers = tuple((h.name.lower(), compile_matcher(h)) for h in m.headers)
@@ -97,7 +113,7 @@ class CompiledRoute:
                           if (sm := getattr(m, field)) is not None)
         self._weights: tuple[tuple[int, WeightedCluster, Selection], ...] = ()
         self._total_weight = 0
-        self._selection = Selection(self.action.metadata_match if self.action is not None else {})
+        self.selection = Selection(self.action.metadata_match if self.action is not None else {})
         # an RPC route that looks only at service, method and version (its decision can be cached)
         self.rpc_keys_only = not self._headers and m.group is None
         if self.action is not None and self.action.weighted_clusters:
@@ -155,7 +171,7 @@ class CompiledRoute:
         action = self.action
         assert action is not None
         if not self._weights:
-            return action.cluster or "", self._selection
+            return action.cluster or "", self.selection
         r = rng.random() * self._total_weight
         for acc, wc, selection in self._weights:
             if r < acc:
@@ -202,6 +218,7 @@ class RouteTable:
         self._suffix.sort(key=lambda x: -len(x[0]))
         self._prefix.sort(key=lambda x: -len(x[0]))
         self._host_cache: dict[str, CompiledVirtualHost | None] = {}
+        self._http_cache: dict[tuple[bytes, bytes], CompiledRoute | None] = {}
 
     def _all_vhosts(self) -> list[CompiledVirtualHost]:
         seen: dict[int, CompiledVirtualHost] = {}
@@ -249,6 +266,18 @@ class RouteTable:
             if route.matches_http(path, headers, query):
                 return route
         return None
+
+    def match_http_raw(self, host: bytes, url: bytes) -> CompiledRoute | None:
+        """:meth:`match_http` for a table whose routes read no headers (``needs_headers`` false), by the
+        request's raw Host and target, with the answer kept per (host, target)."""
+        key = (host, url)
+        route = self._http_cache.get(key, False)
+        if route is False:
+            route = self.match_http(host.decode("latin-1"), url.decode("latin-1"), _NO_HEADERS)
+            if len(self._http_cache) >= _HTTP_CACHE_LIMIT:
+                self._http_cache.clear()      # bounded: many distinct targets keep only the recent ones
+            self._http_cache[key] = route
+        return route                          # type: ignore[return-value]
 
     def match_rpc(self, request: RpcView) -> CompiledRoute | None:
         vh = self.virtual_host(request.service)

@@ -17,25 +17,29 @@ from typing import Any
 import httptools
 
 from meshd import writebatch
-from meshd.codec.http1 import HOP_BY_HOP
+from meshd.codec.http1 import HOP_BY_HOP, whole_head
 from meshd.codec.outcome import Outcome, Result
 from meshd.upstream.pool import CONNECT, OVERFLOW, USE, PoolState
 
 log = logging.getLogger("meshd.upstream")
 
+_SPECIAL = HOP_BY_HOP | {b"content-length"}   # the response headers on_header acts on
+
 
 class UpstreamHttpConnection(asyncio.Protocol):
-    __slots__ = ("pool", "exchange", "transport", "parser", "lines", "length", "chunked", "requests", "idle_since",
-                 "closed", "head_request", "read_paused", "_interim", "_skip")
+    __slots__ = ("pool", "exchange", "transport", "parser", "raw", "length", "chunked", "special", "requests",
+                 "idle_since", "closed", "head_request", "read_paused", "_interim", "_skip", "data", "fresh",
+                 "in_message", "head_src")
 
     def __init__(self, pool: "HttpPool") -> None:
         self.pool = pool
         self.exchange: Any = None
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.lines: list[bytes] = []
+        self.raw: list[tuple[bytes, bytes]] = []
         self.length = False
         self.chunked = False
+        self.special = False                  # a hop-by-hop header: the head is rebuilt, not forwarded as read
         self.requests = 0
         self.idle_since = 0.0
         self.closed = False
@@ -43,6 +47,10 @@ class UpstreamHttpConnection(asyncio.Protocol):
         self.read_paused = False
         self._interim = False
         self._skip = False
+        self.data = b""                       # as in HttpDownstream: the head as received, when whole
+        self.fresh = False
+        self.in_message = False
+        self.head_src: bytes | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -52,13 +60,12 @@ class UpstreamHttpConnection(asyncio.Protocol):
         if self.exchange is None:
             self.close()                      # bytes on an idle connection: the peer is confused
             return
-        writebatch.begin()
+        self.data = data
+        self.fresh = not self.in_message
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._abort(f"malformed upstream response: {exc}")
-        finally:
-            writebatch.end()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -77,20 +84,25 @@ class UpstreamHttpConnection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.lines = []
-        self.length = self.chunked = False
+        self.raw = []
+        self.length = self.chunked = self.special = False
+        self.in_message = True
+        self.head_src = self.data if self.fresh else None
+        self.fresh = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw.append((name, value))
         low = name.lower()
-        if low in HOP_BY_HOP:
+        if low in _SPECIAL:
+            if low == b"content-length":
+                self.length = True
+                return
+            self.special = True
             if low == b"transfer-encoding":
                 self.chunked = b"chunked" in value.lower()
-            return
-        if low == b"content-length":
-            self.length = True
-        self.lines.append(b"%b: %b\r\n" % (name, value))
 
     def on_headers_complete(self) -> None:
+        src, self.head_src = self.head_src, None
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True              # 100 Continue & co: meshd already answered the client's Expect
@@ -98,11 +110,13 @@ class UpstreamHttpConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None:
             return
-        exchange.response_head(self, status, self.lines, self.length, self.chunked)
+        head = None if src is None or self.special else whole_head(src, len(self.raw), b"HTTP/1.1 ")
+        exchange.response_head(self, status, head, self.raw, self.length, self.chunked)
         if self.head_request and self.exchange is exchange:
             # A HEAD response announces a length it never sends; llhttp cannot be told, so finish the
             # message here and parse the next response with a fresh parser.
             self._skip = True
+            self.in_message = False
             self.parser = httptools.HttpResponseParser(self)
             exchange.response_complete(self, True)
 
@@ -114,6 +128,7 @@ class UpstreamHttpConnection(asyncio.Protocol):
             exchange.response_body(body)
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         if self._interim:
             self._interim = False
             return

@@ -135,3 +135,19 @@ def test_query_parameter_matchers():
     assert cluster_of(t, "h", "/x") == "default"
     rpc = table(vh("all", ["*"], to("query", query_parameters=[{"name": "v", "present": False}]), to("any")))
     assert rpc.match_rpc(Rpc("svc")).action.cluster == "any", "a query route never matches an RPC call"
+
+
+def test_raw_lookups_answer_what_the_decoded_lookup_answers_and_stay_bounded():
+    from meshd.routing import table as table_module
+    t = table(vh("a", ["api.example.com"], to("api", prefix="/v1"), to("other", path="/exact")),
+              vh("w", ["*.example.com"], to("wild", regex="/r/[0-9]+")), vh("any", ["*"], to("fallback", prefix="/")))
+    hosts = ["api.example.com", "API.example.com:8080", "x.example.com", "elsewhere", ""]
+    paths = ["/v1/users?id=3", "/exact", "/exact?q", "/r/12", "/r/x", "/", "/v2"]
+    for host in hosts:
+        for path in paths:
+            for _ in range(2):                # the second answer comes from the cache
+                raw = t.match_http_raw(host.encode(), path.encode())
+                assert raw is t.match_http(host, path, {}), (host, path)
+    for i in range(table_module._HTTP_CACHE_LIMIT + 10):
+        assert t.match_http_raw(b"elsewhere", b"/n/%d" % i).action.cluster == "fallback"
+    assert len(t._http_cache) <= table_module._HTTP_CACHE_LIMIT, "distinct targets keep only the recent ones"

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from integration.transport import FakeTransport
+from meshd import writebatch
 from meshd.codec import bolt, dubbo
 from meshd.codec.base import CLOSED
 from meshd.config import build_config
@@ -69,6 +70,7 @@ class Rig:
     def send(self, *frames: bytes) -> None:
         """One read from the caller."""
         self.down.data_received(b"".join(frames))
+        writebatch.flush()                    # what the loop does at the end of the read's iteration
 
     def warm_then_send(self, *frames: bytes) -> None:
         """A first request teaches the listener the plan (and is answered); then one read of ``frames``."""
@@ -90,10 +92,12 @@ class Rig:
         up.transport.out.clear()
         frames = [reply(uid, sent[uid]) for uid in list(up.inflight) if uid in sent]
         up.data_received(b"".join(frames))
+        writebatch.flush()
         return len(frames)
 
     def replies(self) -> list[tuple]:
         """What the caller received: (request id, status, raw frame) per response."""
+        writebatch.flush()                    # what the loop writes at the end of this iteration
         return [(ev.request_id, ev.status, bytes(ev.frame)) for ev in _decode(self.adapter, self.down.transport.out)]
 
     def counters(self) -> dict:
