@@ -112,9 +112,11 @@ class _Plan:
 class RpcDownstream(asyncio.Protocol):
     """One caller connection speaking ``adapter``'s protocol.
 
-    Every request becomes an :class:`RpcExchange`. One whose routing key (``adapter.route_key``) has a
-    plan is forwarded by it (``path="common"`` in ``meshd_rpc_requests_total``); any other is decoded and
-    routed (``"other"``), and leaves the plan for its key when the key alone decided its route.
+    Every request becomes an :class:`RpcExchange` and is forwarded by a :class:`_Plan` in
+    :meth:`_events`. One whose routing key (``adapter.route_key``) has a plan is forwarded by it
+    (``path="common"`` in ``meshd_rpc_requests_total``); any other is decoded and routed first
+    (``RpcExchange.route``, ``"other"``), and leaves the plan for its key when the key alone decided its
+    route.
     """
 
     def __init__(self, ctx: ListenerContext, adapter: RpcAdapter) -> None:
@@ -127,9 +129,6 @@ class RpcDownstream(asyncio.Protocol):
         self.closed = False
         self.last_activity = 0.0
         self.peer = ""
-        self.batch = _NO_BATCH                 # what the last request of a read found (RpcExchange.forward)
-        self.conn = _NO_BATCH
-        self.deadline = _NO_BATCH
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -152,12 +151,28 @@ class RpcDownstream(asyncio.Protocol):
             writebatch.end()
 
     def _events(self, now: float) -> None:
+        """Forward every request of this read as its plan says: cluster limits, deadline, governance, a
+        host, a connection.
+
+        Requests of one read mostly share a plan and a connection: what the last of them found (the
+        cluster and its host set's balancer, the deadline's tick, the host's connection) is kept for the
+        rest of the read, so each later one only checks it is the same, and is sent as
+        ``RpcExchange._send_attempt``, ``upstream_ready`` and ``MuxConnection.send`` would send it. Anything
+        else (a pool still connecting, a per-try timeout, a one-way call, a retry) takes
+        ``_send_attempt``.
+        """
         adapter, dec, rt, ctx = self.adapter, self.decoder, self.rt, self.ctx
         Request = adapter.Request
-        route_key, names = adapter.route_key, ctx.rpc_key_names
+        route_key, names, deadline_ms = adapter.route_key, ctx.rpc_key_names, adapter.deadline_ms
         plans = ctx.rpc_plans[adapter.name]
         paths = ctx.rpc_paths                 # [common, other], meshd_rpc_requests_total{path}
-        active = self.active
+        active, clusters, pname, timers = self.active, rt.clusters.clusters, adapter.name, rt.timers
+        epoch = writebatch.epoch              # this read's write batch (data_received opened it)
+        gov = rt.governance
+        governed = gov is not None and gov.active
+        # what the last request of this read found
+        last_plan = last_cluster = balancer = last_host = last_conn = last_slot = None
+        last_epoch, last_timeout = -1, -1.0
         while True:
             try:
                 evs = dec.events()
@@ -186,13 +201,76 @@ class RpcDownstream(asyncio.Protocol):
                 try:
                     if plan is not None:
                         common += 1
-                        ex.forward(plan)
                     else:
                         paths[1] += 1
-                        ex.start()
-                        plan = ex.plan
-                        if key is not None and plan is not None and plan.cacheable and len(plans) < _PLAN_LIMIT:
+                        plan = ex.route()
+                        if plan is None:
+                            continue                 # answered
+                        if key is not None and plan.cacheable and len(plans) < _PLAN_LIMIT:
                             plans[key] = plan
+                    ex.plan = plan
+                    if plan is last_plan and last_cluster.epoch == last_epoch:
+                        cluster = last_cluster
+                    else:
+                        cluster = clusters.get(plan.name)
+                        if cluster is None:
+                            what = f"interface {plan.service!r}" if plan.service else "this request"
+                            ex.reply(Outcome.NO_ROUTE, f"no route and no cluster for {what}")
+                            continue
+                        if plan.epoch != cluster.epoch:
+                            plan.select(cluster)
+                        hs = cluster._sets.get(plan.md_key)   # the plan's host set, built and still current
+                        if hs is not None and cluster.clock() < cluster._health_epoch:
+                            last_plan, last_cluster, last_epoch, balancer = plan, cluster, cluster.epoch, hs.balancer
+                        else:
+                            last_plan = balancer = None
+                    if cluster.active_requests >= cluster.max_requests:
+                        cluster.overflowed("max_requests")
+                        ex.reply(Outcome.OVERFLOW, f"cluster {plan.name} max_requests reached")
+                        continue
+                    ex.cluster = cluster
+                    cluster.active_requests += 1
+                    oneway = ex.oneway = plan.oneway
+                    if not oneway:
+                        timeout = plan.timeout
+                        ms = deadline_ms(ev)
+                        if ms and ms / 1000.0 < timeout:
+                            timeout = ms / 1000.0     # the caller's own deadline may shorten, never extend
+                        if timeout > 0:
+                            if timeout != last_timeout:
+                                last_slot, last_timeout = timers.slot_at(now + timeout), timeout
+                            ex.slot = last_slot
+                            last_slot.add(ex)
+                            ex.callback = True
+                    if governed and not ex._admit(gov):
+                        continue
+                    host = balancer.pick() if plan is last_plan else None
+                    if host is None or oneway or (plan.policy is not None and plan.policy.per_try_timeout):
+                        ex._send_attempt(host)
+                        continue
+                    if host is not last_host:         # the connection this read already uses to the host
+                        pool = host.pools.get(pname)
+                        conn = pool._batch_conn if pool is not None and pool._batch_epoch == epoch else None
+                        if conn is None or conn.closed or conn.draining or conn.write_paused:
+                            ex._send_attempt(host)
+                            if ex.upstream is not None:
+                                last_host, last_conn = host, ex.upstream
+                            continue
+                        last_host, last_conn = host, conn
+                    conn = last_conn
+                    ex.upstream_host = host
+                    ex.tried = [host]
+                    host.active_requests += 1
+                    ex.upstream = conn
+                    frame = ev.frame
+                    uid = ex.uid = conn.next_id = conn.next_id + 1 if conn.next_id < ID_LIMIT else 1
+                    conn.patch(frame, uid)
+                    conn.inflight[uid] = ex
+                    parts = _pending.get(conn.transport)   # writebatch.write, inline (this read's batch)
+                    if parts is None:
+                        _pending[conn.transport] = [frame]
+                    else:
+                        parts.append(frame)
                 except Exception:                    # a bug must cost one request, not the connection
                     log.exception("listener %s: internal error handling a %s request", self.ctx.name, adapter.name)
                     ex.reply(Outcome.INTERNAL, "internal error")
@@ -268,21 +346,23 @@ class RpcExchange(GovernedExchange):
         self.outcome = Outcome.OK
 
     # -- routing -------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Decode the request's routing view, route it, then :meth:`forward` it by the plan that makes."""
+    def route(self) -> _Plan | None:
+        """Decode the request's routing view and route it: the plan to forward it by, or None when it was
+        answered here (undecodable, no route)."""
         try:
             view = self.view = self.adapter.view(self.event)
         except UnsupportedSerialization as exc:
             return self._route_without_body(exc)
         except CodecError as exc:
-            return self.reply(Outcome.BAD_REQUEST, f"undecodable request: {exc}")
+            self.reply(Outcome.BAD_REQUEST, f"undecodable request: {exc}")
+            return None
         ctx = self.down.ctx
         decision = ctx.rpc_decisions.get((view.service, view.method, view.version))
         cacheable = decision is not None
         if decision is None:
             decision, cacheable = self._decide(view, ctx)
             if decision is None:
-                return
+                return None
         extra: dict[str, str] = {}
         h2m = ctx.config.header_to_metadata
         if h2m:
@@ -292,8 +372,8 @@ class RpcExchange(GovernedExchange):
                     extra[md_key] = value
             # Bolt keys hold these header-map entries; a Dubbo key does not hold attachments
             cacheable = cacheable and self.adapter.name == "bolt"
-        self.forward(_Plan(view.service, view.method, view.version, view.group, extra,
-                           self.adapter.oneway(self.event), decision, cacheable))
+        return _Plan(view.service, view.method, view.version, view.group, extra, self.adapter.oneway(self.event),
+                     decision, cacheable)
 
     def _decide(self, view: RpcView, ctx: ListenerContext) -> tuple[tuple | None, bool]:
         """Route ``view`` → ((route, cluster, metadata, retry policy, timeout), cacheable); the decision is
@@ -313,95 +393,17 @@ class RpcExchange(GovernedExchange):
             ctx.rpc_decisions[(view.service, view.method, view.version)] = decision
         return decision, cacheable
 
-    def _route_without_body(self, exc: UnsupportedSerialization) -> None:
+    def _route_without_body(self, exc: UnsupportedSerialization) -> _Plan | None:
         """A body meshd cannot parse is forwarded untouched when a catch-all route needs no body field."""
         routes = self.down.ctx.routes
         route = routes.match_rpc(_BODYLESS) if routes is not None else None
         if route is None or route.action is None:
-            return self.reply(Outcome.BAD_REQUEST, f"serialization id {exc.serialization_id} is not supported "
-                                                   f"and routing needs the service name from the body")
+            self.reply(Outcome.BAD_REQUEST, f"serialization id {exc.serialization_id} is not supported "
+                                            f"and routing needs the service name from the body")
+            return None
         name, md = route.pick_cluster(self.rt.rng)
         decision = _decision(route, name, md, self.down.ctx)
-        self.forward(_Plan("", "", "", "", {}, self.adapter.oneway(self.event), decision, False))
-
-    def forward(self, plan: _Plan) -> None:
-        """Send the request as ``plan`` says: cluster limits, deadline, governance, a host, a connection.
-
-        Requests of one read mostly share a plan and a connection: what the last of them found (the
-        cluster, its host set's balancer; the host's connection) is kept on the downstream for the rest
-        of the read (``down.batch``, ``down.conn``), so each later one only checks it is the same, and
-        sends as ``_send_attempt``, ``upstream_ready`` and ``MuxConnection.send`` would, inline.
-        """
-        self.plan = plan
-        rt, down, adapter, event = self.rt, self.down, self.adapter, self.event
-        epoch = writebatch.epoch
-        batch = down.batch                     # (write batch, plan, cluster, its epoch, balancer)
-        if batch[1] is plan and batch[0] == epoch and batch[2].epoch == batch[3]:
-            cluster, balancer = batch[2], batch[4]
-        else:
-            cluster = rt.clusters.clusters.get(plan.name)
-            if cluster is None:
-                what = f"interface {plan.service!r}" if plan.service else "this request"
-                return self.reply(Outcome.NO_ROUTE, f"no route and no cluster for {what}")
-            if plan.epoch != cluster.epoch:
-                plan.select(cluster)
-            hs = cluster._sets.get(plan.md_key)   # the plan's host set, built and still current
-            if hs is not None and cluster.clock() < cluster._health_epoch:
-                balancer = hs.balancer
-                down.batch = (epoch, plan, cluster, cluster.epoch, balancer)
-            else:
-                balancer = None
-        if cluster.active_requests >= cluster.max_requests:
-            cluster.overflowed("max_requests")
-            return self.reply(Outcome.OVERFLOW, f"cluster {plan.name} max_requests reached")
-        self.cluster = cluster
-        cluster.active_requests += 1
-        oneway = self.oneway = plan.oneway
-        if not oneway:
-            timeout = plan.timeout
-            ms = adapter.deadline_ms(event)
-            if ms and ms / 1000.0 < timeout:
-                timeout = ms / 1000.0          # the caller's own deadline may shorten, never extend
-            if timeout > 0:
-                deadline = down.deadline       # (write batch, timeout, its tick's set) of the last request
-                if deadline[0] == epoch and deadline[1] == timeout:
-                    slot = deadline[2]
-                else:
-                    slot = rt.timers.slot(timeout)
-                    down.deadline = (epoch, timeout, slot)
-                self.slot = slot
-                slot.add(self)
-                self.callback = True
-        gov = rt.governance
-        if gov is not None and gov.active and not self._admit(gov):
-            return
-        host = balancer.pick() if balancer is not None else None
-        if host is None or oneway or (plan.policy is not None and plan.policy.per_try_timeout):
-            return self._send_attempt(host)
-        last = down.conn                       # (write batch, host, its connection) of the last request
-        if last[1] is host and last[0] == epoch:
-            conn = last[2]
-        else:                                  # the connection this read already uses to the host, if any
-            pool = host.pools.get(adapter.name)
-            if pool is None or pool._batch_epoch != epoch:
-                return self._send_attempt(host)
-            conn = pool._batch_conn
-            if conn.closed or conn.draining or conn.write_paused:
-                return self._send_attempt(host)
-            down.conn = (epoch, host, conn)
-        self.upstream_host = host
-        self.tried = [host]
-        host.active_requests += 1
-        self.upstream = conn
-        frame = event.frame
-        uid = self.uid = conn.next_id = conn.next_id + 1 if conn.next_id < ID_LIMIT else 1
-        conn.patch(frame, uid)
-        conn.inflight[uid] = self
-        parts = _pending.get(conn.transport)   # writebatch.write, inline: requests arrive inside a batch
-        if parts is None:
-            _pending[conn.transport] = [frame]
-        else:
-            parts.append(frame)
+        return _Plan("", "", "", "", {}, self.adapter.oneway(self.event), decision, False)
 
     # -- attempts ------------------------------------------------------------------------------------
     def _enter(self, gov: Any) -> Any:
@@ -452,7 +454,6 @@ class RpcExchange(GovernedExchange):
                                                       self.down.ctx.config.max_frame_size)
         conn = pool.batch_conn()
         if conn is not None:
-            self.down.conn = (writebatch.epoch, host, conn)
             self.upstream_ready(conn)
         else:
             self.pool = pool
@@ -686,7 +687,6 @@ class RpcExchange(GovernedExchange):
 _PLAN_LIMIT = 4096                            # plans per listener and protocol
 _pending = writebatch._pending
 _OK = Outcome.OK._value_
-_NO_BATCH: tuple = (-1, None, None, -1, None)
 _NO_SELECTION = Selection()
 
 
