@@ -292,6 +292,40 @@ class Chain:
             return self._admit_extra(plans, now, batch, wait, held, inbound, origin)
         return Entry(self, plans, now, batch, wait / 1_000_000 if wait else 0.0, None)
 
+    def entry_batch(self, resources: Sequence[str], n: int) -> list[Entry] | None:
+        """Enter ``n`` requests that arrived together (one read) into the same resources, with no caller
+        origin, as ``n`` sequential :meth:`entry_many` calls at this instant would: ``n`` entries, each
+        exited on its own. Only where the answer is plainly the same: every flow check is a pure count
+        (``batchable``: current + n within the threshold), isolation leaves room for ``n``, every breaker is
+        closed, no hotspot or system rule applies. Anything else (one of them would block, wait or probe)
+        returns None with nothing recorded, and the caller enters the requests one by one. Each entry must
+        be exited (its request answered) like any other.
+        """
+        if self._system.rules:
+            return None
+        plans = tuple([self._plans.get(r) or self._compile(r) for r in resources])
+        now_ns = self._now_ns()
+        now = now_ns // 1_000_000
+        for plan in plans:
+            if not plan.checked:
+                continue
+            if plan.hotspot:
+                return None
+            for ctrl in plan.flow:
+                if not ctrl.batchable or ctrl.check(now, now_ns, n, "") != 0:
+                    return None
+            for ctrl in plan.isolation:
+                if plan.node.concurrency + n > ctrl.threshold:
+                    return None
+            for breaker in plan.breakers:
+                if breaker.state is not CLOSED:
+                    return None
+        for plan in plans:
+            plan.node.record_passes(now, n)
+            for counter in plan.standalone:
+                counter.add_pass(now, n)
+        return [Entry(self, plans, now, 1, 0.0, None) for _ in range(n)]
+
     def _admit_extra(self, plans: tuple, now: int, batch: int, wait: int, held: list | None, inbound: bool,
                      origin: str) -> Entry:
         """The rarer stat side: hotspot concurrency, caller-origin nodes, the inbound node."""

@@ -123,6 +123,9 @@ class FlowController:
     """Base class: the rule, the resource it guards, and the last block's explanation."""
 
     __slots__ = ("rule", "resource", "block_msg", "snapshot", "standalone")
+    # check(n) passes exactly when n checks of 1 at the same instant would, and has no other effect (see
+    # Chain.entry_batch); throttling controllers space each request, so they are not
+    batchable = False
 
     def __init__(self, rule: FlowRule, resource: str, standalone: StandaloneCounter | None = None) -> None:
         self.rule = rule
@@ -142,6 +145,7 @@ class GoRejectController(FlowController):
     """G Reject checker: block iff ``sum(pass over the rule's interval) + batch > allowed``."""
 
     __slots__ = ("view", "array", "span", "threshold", "calc", "two")
+    batchable = True
 
     def __init__(self, rule: FlowRule, resource: str, view: View, calc: Any,
                  standalone: StandaloneCounter | None) -> None:
@@ -229,12 +233,13 @@ class JavaController(FlowController):
     ``limitApp`` values naming specific origins on this resource (for ``other``).
     """
 
-    __slots__ = ("env", "rater", "active", "named_apps")
+    __slots__ = ("env", "rater", "active", "named_apps", "batchable")
 
     def __init__(self, rule: FlowRule, resource: str, env: Any, rater: Any, active: bool) -> None:
         super().__init__(rule, resource)
         self.env = env
         self.rater = rater
+        self.batchable = type(rater) is JavaDefaultRater
         self.active = active
         self.named_apps: frozenset[str] = frozenset()
 

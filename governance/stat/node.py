@@ -64,6 +64,18 @@ class ResourceNode:
             if concurrency > bucket[MAX_CONCURRENCY]:
                 bucket[MAX_CONCURRENCY] = concurrency
 
+    def record_passes(self, now: int, n: int) -> None:
+        """``n`` passes of one request each, as ``n`` calls of ``record_pass(now, 1)`` leave them."""
+        concurrency = self.concurrency + n
+        self.concurrency = concurrency
+        self.pass_total += n
+        array = self.array
+        bucket = array.cur if array.cur_start <= now < array.cur_end else array.current(now)
+        if bucket is not None:
+            bucket[PASS] += n
+            if concurrency > bucket[MAX_CONCURRENCY]:
+                bucket[MAX_CONCURRENCY] = concurrency
+
     def record_complete(self, now: int, batch: int, rt: int, error: bool) -> None:
         self.concurrency -= 1
         self.complete_total += batch

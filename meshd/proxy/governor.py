@@ -112,10 +112,9 @@ class Governor:
             self._prepared[resources] = prepared
         return prepared
 
-    def enter_rpc(self, ex: Any) -> Any:
-        """Enter the attempt of RPC exchange ``ex``: an Entry, a BlockError, or None (nothing governs it).
-        Which resources its plan enters is worked out once per plan and rule generation."""
-        plan = ex.plan
+    def _plan_resources(self, plan: Any) -> tuple:
+        """(resources, needs arguments, needs the caller's origin) of an RPC plan, worked out once per plan
+        and rule generation."""
         if plan.gov_gen != self.generation:
             key = (plan.service, plan.method)
             prepared = self._prepared.get(key)
@@ -123,7 +122,20 @@ class Governor:
                 prepared = self._prepare((plan.service, f"{plan.service}:{plan.method}"))
                 self._prepared[key] = prepared
             plan.gov, plan.gov_gen = prepared, self.generation
-        resources, needs_args, needs_origin = plan.gov
+        return plan.gov
+
+    def enter_rpc_batch(self, plan: Any, n: int) -> list | None:
+        """The entries of ``n`` requests of one read that ``plan`` forwards, when the engine admits them as
+        one (``Sentinel.entry_batch``: where that gives what ``n`` entries one by one give); None: enter
+        each on its own."""
+        resources, needs_args, needs_origin = self._plan_resources(plan)
+        if not resources or needs_args or needs_origin or self.inbound:
+            return None
+        return self.sentinel.entry_batch(resources, n)
+
+    def enter_rpc(self, ex: Any) -> Any:
+        """Enter the attempt of RPC exchange ``ex``: an Entry, a BlockError, or None (nothing governs it)."""
+        resources, needs_args, needs_origin = self._plan_resources(ex.plan)
         if not resources:
             return None
         origin = ex.adapter.origin(ex.event) if needs_origin else ""

@@ -170,6 +170,7 @@ class RpcDownstream(asyncio.Protocol):
         epoch = writebatch.epoch              # this read's write batch (data_received opened it)
         gov = rt.governance
         governed = gov is not None and gov.active
+        grants: dict = {}                     # plan → the entries of its requests in this read (governed)
         # what the last request of this read found
         last_plan = last_cluster = balancer = last_host = last_conn = last_slot = None
         last_epoch, last_timeout = -1, -1.0
@@ -187,7 +188,13 @@ class RpcDownstream(asyncio.Protocol):
             if not evs:
                 return
             common = 0
-            for ev in evs:
+            keys = [route_key(ev, names) if type(ev) is Request else None for ev in evs]
+            if governed:                      # how many requests of this read each key has
+                counts: dict = {}
+                for key in keys:
+                    if key is not None:
+                        counts[key] = counts.get(key, 0) + 1
+            for ev, key in zip(evs, keys):
                 if type(ev) is not Request:
                     if ev is CLOSED:
                         break
@@ -196,7 +203,6 @@ class RpcDownstream(asyncio.Protocol):
                 ex = RpcExchange(self, ev, now)
                 active.add(ex)
                 rt.in_flight += 1
-                key = route_key(ev, names)
                 plan = plans.get(key) if key is not None else None
                 try:
                     if plan is not None:
@@ -242,8 +248,18 @@ class RpcDownstream(asyncio.Protocol):
                             ex.slot = last_slot
                             last_slot.add(ex)
                             ex.callback = True
-                    if governed and not ex._admit(gov):
-                        continue
+                    if governed:
+                        grant = grants.get(plan, _UNTRIED)
+                        if grant is _UNTRIED:
+                            # the requests of this read with the plan's key enter as one when the engine
+                            # can say that is the same (no request of the read can meet max_requests)
+                            n = counts.get(key, 0) if plans.get(key) is plan else 0
+                            grant = grants[plan] = gov.enter_rpc_batch(plan, n) if n > 1 and \
+                                cluster.max_requests - cluster.active_requests >= len(evs) else None
+                        if grant:
+                            ex.entry = grant.pop()
+                        elif not ex._admit(gov):
+                            continue
                     host = balancer.pick() if plan is last_plan else None
                     if host is None or oneway or (plan.policy is not None and plan.policy.per_try_timeout):
                         ex._send_attempt(host)
@@ -275,6 +291,11 @@ class RpcDownstream(asyncio.Protocol):
                     log.exception("listener %s: internal error handling a %s request", self.ctx.name, adapter.name)
                     ex.reply(Outcome.INTERNAL, "internal error")
             paths[0] += common
+            if grants:
+                for grant in grants.values():
+                    for entry in grant or ():  # only when a request failed on a bug: it counts as failed
+                        entry.exit(error=Outcome.INTERNAL)
+                grants.clear()
             if evs[-1] is CLOSED:
                 return
 
@@ -685,6 +706,7 @@ class RpcExchange(GovernedExchange):
 
 
 _PLAN_LIMIT = 4096                            # plans per listener and protocol
+_UNTRIED: list = []
 _pending = writebatch._pending
 _OK = Outcome.OK._value_
 _NO_SELECTION = Selection()

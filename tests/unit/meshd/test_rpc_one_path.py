@@ -398,7 +398,7 @@ def _production(protocol: str, tmp_path: Any, **extra: Any) -> dict:
             {"address": "127.0.0.1:13", "metadata": meta("2.0.0")}]}],
         "access_log": {"path": str(tmp_path / "access.log")},
         "governance": {"flow": [{"resource": r, "threshold": 1e9} for r in (IFACE, method)],
-                       "circuit_breaker": [{"resource": r, "strategy": 1, "threshold": 0.9, "minRequestAmount": 100,
+                       "circuit_breaker": [{"resource": r, "strategy": 1, "threshold": 0.9, "minRequestAmount": 100, "retryTimeoutMs": 1000,
                                             "statIntervalMs": 1000, "retryTimeoutMs": 1000} for r in (IFACE, method)]},
         **_routes({"cluster": IFACE, "timeout": "3s", "retry_policy": {
             "retry_on": "connect-failure,reset,overloaded", "num_retries": 2,
@@ -475,3 +475,41 @@ def test_a_production_shaped_call_is_blocked_by_a_flow_rule_of_zero(protocol, bl
 
 def _ok(protocol: str, uid: int) -> bytes:
     return dubbo.encode_response(uid, "ok") if protocol == "dubbo" else bolt.encode_response(uid, "ok")
+
+
+@pytest.mark.parametrize("protocol,blocked", [("dubbo", 100), ("bolt", bolt.status.SERVER_THREADPOOL_BUSY)])
+def test_the_requests_of_one_read_enter_governance_as_they_would_one_by_one(protocol, blocked):
+    """A read of eight requests of one plan enters as one batch where the engine can say that changes
+    nothing; at a threshold between, exactly the first requests pass, as entered one by one."""
+    async def run():
+        method = f"{IFACE}:sayHello"
+        rig = await Rig.start(protocol, governance={"flow": [{"resource": method, "threshold": 12}],
+                                                    "circuit_breaker": [{"resource": IFACE, "strategy": 1,
+                                                                         "threshold": 0.9, "minRequestAmount": 100, "retryTimeoutMs": 1000,
+                                                                         "statIntervalMs": 60000}]})
+        sentinel = rig.app.runtime.governance.sentinel
+        batches: list = []
+        real = sentinel.entry_batch
+
+        def counted(resources, n):                          # answers what the engine answers
+            entries = real(resources, n)
+            batches.append(None if entries is None else len(entries))
+            return entries
+        sentinel.entry_batch = counted
+        try:
+            rig.send(*(_request(protocol, rid) for rid in range(1, 9)))
+            assert len(rig.inflight()) == 8 and rig.paths() == [7, 1]
+            assert sentinel.resource_stats(method).concurrency == 8
+            rig.answer(lambda uid, req: _ok(protocol, uid))
+            rig.send(*(_request(protocol, rid) for rid in range(11, 19)))    # 8 + 8 > 12: one by one
+            assert len(rig.inflight()) == 4
+            assert [r[1] for r in sorted(rig.replies())[8:]] == [blocked] * 4
+            rig.answer(lambda uid, req: _ok(protocol, uid))
+            for res in (IFACE, method):
+                stats = sentinel.resource_stats(res)
+                assert (stats.pass_total, stats.complete_total, stats.concurrency) == (12, 12, 0), res
+            assert sentinel.resource_stats(method).block_total == {"BlockTypeFlowControl": 4}
+            assert batches == [8, None], "the first read entered as one batch, the second one by one"
+        finally:
+            await rig.stop()
+    asyncio.run(run())
