@@ -398,7 +398,7 @@ def _production(protocol: str, tmp_path: Any, **extra: Any) -> dict:
             {"address": "127.0.0.1:13", "metadata": meta("2.0.0")}]}],
         "access_log": {"path": str(tmp_path / "access.log")},
         "governance": {"flow": [{"resource": r, "threshold": 1e9} for r in (IFACE, method)],
-                       "circuit_breaker": [{"resource": r, "strategy": 1, "threshold": 0.9, "minRequestAmount": 100, "retryTimeoutMs": 1000,
+                       "circuit_breaker": [{"resource": r, "strategy": 1, "threshold": 0.9, "minRequestAmount": 100,
                                             "statIntervalMs": 1000, "retryTimeoutMs": 1000} for r in (IFACE, method)]},
         **_routes({"cluster": IFACE, "timeout": "3s", "retry_policy": {
             "retry_on": "connect-failure,reset,overloaded", "num_retries": 2,
@@ -484,9 +484,10 @@ def test_the_requests_of_one_read_enter_governance_as_they_would_one_by_one(prot
     async def run():
         method = f"{IFACE}:sayHello"
         rig = await Rig.start(protocol, governance={"flow": [{"resource": method, "threshold": 12}],
-                                                    "circuit_breaker": [{"resource": IFACE, "strategy": 1,
-                                                                         "threshold": 0.9, "minRequestAmount": 100, "retryTimeoutMs": 1000,
-                                                                         "statIntervalMs": 60000}]})
+                                                    "circuit_breaker": [{
+                                                        "resource": IFACE, "strategy": 1, "threshold": 0.9,
+                                                        "minRequestAmount": 100, "retryTimeoutMs": 1000,
+                                                        "statIntervalMs": 60000}]})
         sentinel = rig.app.runtime.governance.sentinel
         batches: list = []
         real = sentinel.entry_batch
