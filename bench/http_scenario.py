@@ -1,7 +1,8 @@
 """HTTP/1.1 scenario: direct vs meshd vs nginx vs haproxy, 50 keep-alive connections.
 
 One fast local backend (integration.servers.http_backend with a fixed 5-byte body, pinned with the load
-generator). Proxies run one worker on the proxy core with upstream keep-alive and no access log. Then a
+generator). Proxies run one worker on the proxy core with upstream keep-alive and no access log; meshd
+also runs as shipped, with its access log (to a file: ``meshd_access_log``). Then a
 latency probe at half of meshd's peak: wrk with a per-connection delay (closed loop with think time, the
 connection count calibrated to offer that rate), through meshd and direct, reporting p99 added latency.
 """
@@ -18,10 +19,10 @@ from bench.harness import (LOAD_CPU, PROXY_CPU, PY, ROOT, Proc, Target, ensure_t
 from integration.ports import free_port
 
 
-def _meshd_config(port: int, backend: int, admin: int) -> dict:
+def _meshd_config(port: int, backend: int, admin: int, access_log: str | None = None) -> dict:
     return {
         "admin": {"address": f"127.0.0.1:{admin}"},
-        "access_log": {"path": None},
+        "access_log": {"path": access_log},
         "listeners": [{"name": "bench", "address": f"127.0.0.1:{port}", "protocol": "http", "route_config": "r"}],
         "route_configs": [{"name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]}]}],
@@ -85,6 +86,13 @@ def run(work: Path, rounds: int = 5, seconds: float = 5.0, connections: int = 50
         procs.append(meshd)
         wait_port(mport)
         targets.append(Target("meshd", mport, meshd.pid))
+        # the shipped default logs every request (to stdout); here to a file, as a user would keep it
+        lport = free_port()
+        logged = meshd_proc(_meshd_config(lport, backend_port, free_port(), str(work / "access.log")), work,
+                            name="meshd_access_log")
+        procs.append(logged)
+        wait_port(lport)
+        targets.append(Target("meshd_access_log", lport, logged.pid))
         for name, starter in (("nginx", _nginx), ("haproxy", _haproxy)):
             if tools[name]:
                 port = free_port()
@@ -102,6 +110,7 @@ def run(work: Path, rounds: int = 5, seconds: float = 5.0, connections: int = 50
         result["ratios"] = {k: round(by["meshd"]["rps"] / by[b]["rps"], 3)
                             for k, b in (("meshd/direct", "direct"), ("meshd/nginx", "nginx"),
                                          ("meshd/haproxy", "haproxy")) if b in by}
+        result["ratios"]["meshd_access_log/meshd"] = round(by["meshd_access_log"]["rps"] / by["meshd"]["rps"], 3)
         return result
     finally:
         for p in reversed(procs):

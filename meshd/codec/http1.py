@@ -34,20 +34,17 @@ CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 def whole_head(data: bytes, headers: int, start: bytes, first_line: int = -1) -> bytes | None:
     """The message head at the start of ``data`` when it is exactly what the parser read there: a first
-    line beginning with ``start`` (``first_line`` bytes long, when given) and ``headers`` header lines,
-    each ended by CRLF, then the empty line. None otherwise (bare LF line ends, folded lines, empty lines
-    before the message, a message that began in an earlier read): such a head is rebuilt from its parsed
-    headers instead."""
+    line beginning with ``start`` (a request line ``first_line`` bytes long ending in " HTTP/1.1", when
+    given) and ``headers`` header lines, each ended by CRLF, then the empty line. None otherwise (bare LF
+    line ends, folded lines, empty lines before the message, a message that began in an earlier read):
+    such a head is rebuilt from its parsed headers instead."""
     end = data.find(b"\r\n\r\n") + 4
-    if end < 4:
+    if end < 4 or not data.startswith(start):
+        return None
+    if first_line >= 0 and not data.startswith(b" HTTP/1.1\r\n", first_line - 9):
         return None
     head = data if end == len(data) else data[:end]
-    lines = headers + 2
-    if head.count(b"\r\n") != lines or head.count(b"\n") != lines or not head.startswith(start):
-        return None
-    if first_line >= 0 and head.find(b"\r\n") != first_line:
-        return None
-    return head
+    return head if head.count(b"\r\n") == headers + 2 else None
 
 
 def status_line(status: int) -> bytes:

@@ -49,6 +49,7 @@ _LOCAL = {
 }
 _DROP = http1.REQUEST_DROP | http1.DEADLINE_HEADERS
 _SPECIAL = _DROP | {b"host"}          # the request headers on_header acts on
+_write = writebatch.write
 _NO_DEADLINES: dict[bytes, float | None] = {}
 
 
@@ -452,25 +453,26 @@ class HttpExchange(GovernedExchange):
         conn.exchange = self
         conn.requests += 1
         conn.head_request = self.method == b"HEAD"
-        head = self._request_head()
+        head = self.head
+        edit = self.route.raw_request_edit
+        if head is None or edit is None:
+            head = self._request_head()
+        elif edit:
+            head = head[:-2] + edit + b"\r\n"       # the route's added lines, before the empty line
         if self.pending:
             head = head + b"".join(self.pending)
             self.pending = None
             self.pending_size = 0
             self.down.resume_reading("buffer")
-        conn.write(head)
+        _write(conn.transport, head)
 
     def upstream_failed(self, result: Result) -> None:
         self.pool = None
         self._attempt_failed(result)
 
     def _request_head(self) -> bytes:
+        """The request head rebuilt from the parsed headers, with the route's edits."""
         route = self.route
-        head = self.head
-        if head is not None:
-            edit = route.raw_request_edit
-            if edit is not None:
-                return head if not edit else head[:-2] + edit + b"\r\n"
         action = route.action
         ops = route.request_ops
         url = self.url
@@ -525,7 +527,9 @@ class HttpExchange(GovernedExchange):
                 if edit:
                     head = head[:-2] + edit + b"\r\n"
                 self.bytes_out += len(head)
-                self.down.write(head)
+                down = self.down
+                if not down.closed:
+                    _write(down.transport, head)
                 return
         lines = [b"%b: %b\r\n" % kv for kv in raw if kv[0].lower() not in http1.HOP_BY_HOP]
         ops = self.route.response_ops
@@ -552,7 +556,9 @@ class HttpExchange(GovernedExchange):
 
     def response_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
-        self.down.write(http1.chunk(data) if self.chunked_out else data)
+        down = self.down
+        if not down.closed:
+            _write(down.transport, http1.chunk(data) if self.chunked_out else data)
 
     def response_complete(self, conn: UpstreamHttpConnection, keep_alive: bool) -> None:
         if conn is not self.upstream:
