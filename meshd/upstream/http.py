@@ -28,8 +28,8 @@ _SPECIAL = HOP_BY_HOP | {b"content-length"}   # the response headers on_header a
 
 class UpstreamHttpConnection(asyncio.Protocol):
     __slots__ = ("pool", "exchange", "transport", "parser", "raw", "length", "chunked", "special", "requests",
-                 "idle_since", "closed", "head_request", "read_paused", "_interim", "_skip", "data", "fresh",
-                 "in_message", "head_src")
+                 "idle_since", "closed", "head_request", "read_paused", "_interim", "_skip", "in_message",
+                 "head_src")
 
     def __init__(self, pool: "HttpPool") -> None:
         self.pool = pool
@@ -47,10 +47,8 @@ class UpstreamHttpConnection(asyncio.Protocol):
         self.read_paused = False
         self._interim = False
         self._skip = False
-        self.data = b""                       # as in HttpDownstream: the head as received, when whole
-        self.fresh = False
-        self.in_message = False
-        self.head_src: bytes | None = None
+        self.in_message = False               # between a head's end and its message's end
+        self.head_src: bytes | None = None    # the read a message began in: its head, when whole
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,8 +58,8 @@ class UpstreamHttpConnection(asyncio.Protocol):
         if self.exchange is None:
             self.close()                      # bytes on an idle connection: the peer is confused
             return
-        self.data = data
-        self.fresh = not self.in_message
+        # a message that begins in this read begins at its start (one request at a time per connection)
+        self.head_src = None if self.in_message else data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -83,13 +81,6 @@ class UpstreamHttpConnection(asyncio.Protocol):
             self.exchange.upstream_write_paused(False)
 
     # -- httptools callbacks -------------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.raw = []
-        self.length = self.chunked = self.special = False
-        self.in_message = True
-        self.head_src = self.data if self.fresh else None
-        self.fresh = False
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self.raw.append((name, value))
         low = name.lower()
@@ -102,7 +93,12 @@ class UpstreamHttpConnection(asyncio.Protocol):
                 self.chunked = b"chunked" in value.lower()
 
     def on_headers_complete(self) -> None:
+        # a head that began in an earlier read is not at the start of head_src: whole_head says None
         src, self.head_src = self.head_src, None
+        self.in_message = True
+        raw, self.raw = self.raw, []          # the next message's headers start afresh
+        length, chunked, special = self.length, self.chunked, self.special
+        self.length = self.chunked = self.special = False
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True              # 100 Continue & co: meshd already answered the client's Expect
@@ -110,8 +106,8 @@ class UpstreamHttpConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None:
             return
-        head = None if src is None or self.special else whole_head(src, len(self.raw), b"HTTP/1.1 ")
-        exchange.response_head(self, status, head, self.raw, self.length, self.chunked)
+        head = None if src is None or special else whole_head(src, len(raw), b"HTTP/1.1 ")
+        exchange.response_head(self, status, head, raw, length, chunked)
         if self.head_request and self.exchange is exchange:
             # A HEAD response announces a length it never sends; llhttp cannot be told, so finish the
             # message here and parse the next response with a fresh parser.

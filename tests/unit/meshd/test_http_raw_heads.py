@@ -43,13 +43,13 @@ class Rig:
         self.down.connection_made(FakeTransport())
 
     @classmethod
-    async def start(cls, **route: Any) -> "Rig":
+    async def start(cls, match: dict | None = None, **route: Any) -> "Rig":
         from meshd.app import Meshd
         app = Meshd(build_config({
             "admin": {"address": "127.0.0.1:0"}, "access_log": {"path": None},
             "listeners": [{"name": "h", "address": "127.0.0.1:0", "protocol": "http", "route_config": "r"}],
             "route_configs": [{"name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
-                {"match": {"prefix": "/"}, "route": {"cluster": "b"}, **route}]}]}],
+                {"match": match or {"prefix": "/"}, "route": {"cluster": "b"}, **route}]}]}],
             "clusters": [{"name": "b", "endpoints": [{"address": "127.0.0.1:9"}]}],
         }))
         await app.start()
@@ -191,6 +191,27 @@ def test_http_1_0_and_chunked_messages_are_rebuilt():
             assert sent == _head("GET /old HTTP/1.1", [("Host", "svc")])
             assert got == _head("HTTP/1.1 200 OK", [("connection", "close")]) + b"ok", \
                 "HTTP/1.0 client: the body is delimited by the close"
+        finally:
+            await rig.stop()
+    asyncio.run(run())
+
+
+def test_a_read_that_only_looks_like_the_start_of_a_message_is_not_taken_for_its_head():
+    """The second read of a split head can begin with what a head begins with; it is rebuilt all the same."""
+    async def run():
+        rig = await Rig.start(match={"regex": ".*"})
+        try:
+            request = [b"GET ", b"GET://svc/x HTTP/1.1\r\nHost: svc\r\n\r\n"]            # the target: GET://svc/x
+            response = [b"HTTP/1.1 200 OK\r\nX-A: ", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+            for part in request:
+                rig.down.data_received(part)
+                writebatch.flush()
+            assert b"".join(rig.up.transport.out) == b"GET GET://svc/x HTTP/1.1\r\nHost: svc\r\n\r\n"
+            for part in response:
+                rig.up.data_received(part)
+                writebatch.flush()
+            assert b"".join(rig.down.transport.out) == \
+                b"HTTP/1.1 200 OK\r\nX-A: HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
         finally:
             await rig.stop()
     asyncio.run(run())
