@@ -321,7 +321,7 @@ class Chain:
                 if breaker.state is not CLOSED:
                     return None
         for plan in plans:
-            plan.node.record_passes(now, n)
+            plan.node.record_pass(now, n, n)
             for counter in plan.standalone:
                 counter.add_pass(now, n)
         return [Entry(self, plans, now, 1, 0.0, None) for _ in range(n)]

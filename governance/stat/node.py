@@ -53,26 +53,16 @@ class ResourceNode:
         self.origins: dict[str, ResourceNode] | None = None
 
     # ---- writes (hot path) --------------------------------------------------------------------------
-    def record_pass(self, now: int, batch: int) -> None:
-        concurrency = self.concurrency + 1
+    def record_pass(self, now: int, batch: int, entries: int = 1) -> None:
+        """A pass of ``batch``; ``entries`` requests that passed at once (``Chain.entry_batch``) leave what
+        that many passes of one leave."""
+        concurrency = self.concurrency + entries
         self.concurrency = concurrency
         self.pass_total += batch
         array = self.array
         bucket = array.cur if array.cur_start <= now < array.cur_end else array.current(now)
         if bucket is not None:
             bucket[PASS] += batch
-            if concurrency > bucket[MAX_CONCURRENCY]:
-                bucket[MAX_CONCURRENCY] = concurrency
-
-    def record_passes(self, now: int, n: int) -> None:
-        """``n`` passes of one request each, as ``n`` calls of ``record_pass(now, 1)`` leave them."""
-        concurrency = self.concurrency + n
-        self.concurrency = concurrency
-        self.pass_total += n
-        array = self.array
-        bucket = array.cur if array.cur_start <= now < array.cur_end else array.current(now)
-        if bucket is not None:
-            bucket[PASS] += n
             if concurrency > bucket[MAX_CONCURRENCY]:
                 bucket[MAX_CONCURRENCY] = concurrency
 

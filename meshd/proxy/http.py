@@ -87,10 +87,8 @@ class HttpDownstream(asyncio.Protocol):
         self.closed = False
         self.last_activity = 0.0
         self._paused: set[str] = set()
-        self.data = b""                       # the read being parsed
-        self.fresh = False                    # no message was in progress when it began
-        self.in_message = False
-        self.head_src: bytes | None = None    # the read the current message began at the start of
+        self.in_message = False               # from a message's target to its end
+        self.head_src: bytes | None = None    # the read a message began in: its head, when whole
         self.records = ctx.records.setdefault("http", {})  # cluster → stats record (ListenerContext.record)
         self._reset_head()
 
@@ -114,8 +112,8 @@ class HttpDownstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.rt.loop.time()
-        self.data = data
-        self.fresh = not self.in_message
+        # a message that begins in this read with none in progress begins at its start
+        self.head_src = None if self.in_message else data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -155,8 +153,6 @@ class HttpDownstream(asyncio.Protocol):
             self.url += url                   # the rest of a target split across reads
         else:
             self.in_message = True            # the first callback of a message (on_message_begin's job)
-            self.head_src = self.data if self.fresh else None
-            self.fresh = False
             self.url = url
         self.header_bytes += len(url)
         if self.header_bytes > self.max_header_bytes:
@@ -190,7 +186,7 @@ class HttpDownstream(asyncio.Protocol):
         ex = HttpExchange(self, method, p.get_http_version(), p.should_keep_alive())
         src = self.head_src
         if src is not None:
-            self.head_src = None
+            self.head_src = None              # a second message of the read does not start it
             if not self.special and ex.version == "1.1":
                 # the request line is "METHOD SP target SP HTTP/1.1"
                 ex.head = http1.whole_head(src, len(self.raw), method, len(method) + len(self.url) + 10)
@@ -437,13 +433,7 @@ class HttpExchange(GovernedExchange):
         if pool is None:
             pool = host.pools["http"] = HttpPool(host, cluster, self.rt.stats)
         self.pool = pool
-        idle = pool.state.idle
-        if idle:                              # the keep-alive fast path (HttpPool.acquire's own)
-            conn = idle.pop()
-            pool.state.busy.add(conn)
-            self.upstream_ready(conn)
-        else:
-            pool.acquire(self)
+        pool.acquire(self)
 
     def upstream_ready(self, conn: UpstreamHttpConnection) -> None:
         if self.finished or self.pool is None:
@@ -568,14 +558,7 @@ class HttpExchange(GovernedExchange):
         self.response_done = True
         self.upstream = None
         conn.pool.release(conn, keep_alive and self.request_done)
-        status = self.status
-        outcome = http_outcome(status)        # _attempt_done, inline
-        if self.entry is not None:
-            self._exit_entry(outcome)
-        host = self.upstream_host
-        if host is not None:
-            self.upstream_host = None
-            self.cluster.attempt_finished(host, outcome, status, True, len(self.tried) > 1)
+        self._attempt_done(http_outcome(self.status), self.status)
         if not self.request_done:
             self.close_after = True           # early response: the rest of the body is not worth reading
             self.request_done = True
@@ -661,7 +644,8 @@ class HttpExchange(GovernedExchange):
                 if asked is not None and (timeout <= 0 or asked < timeout):
                     timeout = asked            # the caller's deadline shortens, never extends
             if timeout > 0:
-                slot = self.slot = self.rt.timers.slot_at(self.started + timeout)
+                # from now (the request's end, or its turn in a pipeline), as Envoy's route timeout
+                slot = self.slot = self.rt.timers.slot_at(self.down.last_activity + timeout)
                 self.callback = True          # the wheel fires entries whose callback is set
                 slot.add(self)
 
