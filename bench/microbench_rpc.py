@@ -3,7 +3,8 @@ balancing, MuxConnection and response path on fake transports, BATCH requests pe
 Reports µs per request (median of rounds) and how many requests took the common path (a plan).
 ``python -m bench.microbench_rpc [dubbo|bolt] [--governance] [--access-log] [--java]``: ``--access-log`` writes
 the access log to a file (the shipped default writes it to stdout), ``--java`` sends a Dubbo body shaped as a
-Java Dubbo 2.7 consumer sends it (``timeout``, ``remote.application`` and ``traceparent`` attachments).
+Java Dubbo 2.7 consumer sends it (``timeout``, ``remote.application`` and ``traceparent`` attachments), or
+for Bolt the header map a Java SOFARPC caller sends, with a ``sofaTraceId`` unique per request.
 """
 
 from __future__ import annotations
@@ -61,7 +62,13 @@ async def measure(protocol: str = "dubbo", governance: bool = False, n: int = 20
     down = RpcDownstream(ctx, adapter)
     down_t = FakeTransport()
     down.connection_made(down_t)
-    request = bytearray(_java_request() if java and protocol == "dubbo" else _request(protocol))
+    if java and protocol == "bolt":           # the Java SOFARPC header map, a unique sofaTraceId per request
+        from bench.rpc_scenario import TRACE, _production_request
+        request = bytearray(_production_request("bolt"))
+        trace_at = request.index(TRACE.encode())
+    else:
+        request = bytearray(_java_request() if java and protocol == "dubbo" else _request(protocol))
+        trace_at = -1
     reply = bytearray(dubbo.encode_response(0, "hello bench") if protocol == "dubbo" else
                       bolt.encode_response(0, "hello bench"))
     patch = adapter.patch_id
@@ -72,6 +79,8 @@ async def measure(protocol: str = "dubbo", governance: bool = False, n: int = 20
             frames = []
             for j in range(batch):
                 patch(request, i * batch + j + 1)
+                if trace_at >= 0:
+                    request[trace_at:trace_at + 24] = b"%024d" % (i * batch + j)
                 frames.append(bytes(request))
             down.data_received(b"".join(frames))
             writebatch.flush()                # the end of the loop iteration (writebatch.defer)
@@ -89,7 +98,7 @@ async def measure(protocol: str = "dubbo", governance: bool = False, n: int = 20
     common, other = ctx.rpc_paths
     await app.stop()
     return {"protocol": protocol, "governance": governance, "access_log": access_log is not None,
-            "java_shape": java and protocol == "dubbo", "batch": batch,
+            "java_shape": java, "batch": batch,
             "us_per_request": round(statistics.median(per_request), 2), "rounds": [round(x, 2) for x in per_request],
             "paths": {"common": common, "other": other}}
 

@@ -297,32 +297,48 @@ class BoltAdapter(RpcAdapter):
     resp_at, resp_byte = 0, 1                  # a v1 response (no CRC to fix)
 
     def __init__(self) -> None:
-        # the last keyed request: (section lengths, its bytes from the class name on, the key they gave)
-        self._last: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+        # the last keyed request: its section lengths, the bytes from the class name through the method
+        # except the values of entries outside the key, as (offset, bytes) runs, and the key they gave
+        self._last: tuple[bytes, tuple[tuple[int, bytes], ...], bytes] = (b"", (), b"")
 
     def route_key(self, event: bolt.BoltRequest, names: dict[int, tuple[bytes, ...]]) -> bytes | None:
         """The header-map entries in ``names``, and the content's ``methodName`` when no header names the
-        method. A v1 request whose bytes through the method are the last keyed one's has its key."""
+        method. A v1 request whose bytes through the method are the last keyed one's, but for the values
+        of entries outside the key (trace ids), has its key: its map has the same entries at the same
+        places (their lengths are among the bytes compared), so the same key entries."""
         frame = event.frame
-        lengths, raw, key = self._last
-        if not (raw and frame[0] == 1 and frame.startswith(raw, 22) and frame.startswith(lengths, 14)):
-            try:
-                s = bolt_body.sections(frame)
-                if s.codec != 1:
-                    return None
-                key, has_method = header_entries(frame, s.header_start, s.content_start, names,
-                                                 bolt_body.METHOD_HEADER)
-                end = s.content_start
-                if not has_method:
-                    found = bolt_body.content_method(frame, s)   # the method is in the content (Node clients)
-                    if found is None:
-                        return None
-                    key += b"\x00" + found[0].encode()
-                    end = found[1]
-            except CodecError:
+        lengths, runs, key = self._last
+        if runs and frame[0] == 1 and frame.startswith(lengths, 14):
+            for at, run in runs:
+                if not frame.startswith(run, at):
+                    break
+            else:
+                return b"\x01" + key if event.type == TYPE_REQUEST_ONEWAY else key
+        try:
+            s = bolt_body.sections(frame)
+            if s.codec != 1:
                 return None
-            if frame[0] == 1 and end - 22 <= 1024:
-                self._last = (bytes(frame[14:18]), bytes(frame[22:end]), key)
+            gaps: list[tuple[int, int]] = []
+            key, has_method = header_entries(frame, s.header_start, s.content_start, names,
+                                             bolt_body.METHOD_HEADER, gaps)
+            end = s.content_start
+            if not has_method:
+                found = bolt_body.content_method(frame, s)   # the method is in the content (Node clients)
+                if found is None:
+                    return None
+                key += b"\x00" + found[0].encode()
+                end = found[1]
+        except CodecError:
+            return None
+        if frame[0] == 1 and end - 22 <= 1024 and len(gaps) <= 16:
+            at, kept = 22, []
+            for gap_start, gap_end in gaps:
+                if gap_start > at:
+                    kept.append((at, bytes(frame[at:gap_start])))
+                at = gap_end
+            if end > at:
+                kept.append((at, bytes(frame[at:end])))
+            self._last = (bytes(frame[14:18]), tuple(kept), key)
         return b"\x01" + key if event.type == TYPE_REQUEST_ONEWAY else key
 
     @staticmethod

@@ -216,12 +216,13 @@ def key_names(names: Iterable[bytes]) -> dict[int, tuple[bytes, ...]]:
 
 
 def header_entries(data: bytes | bytearray, start: int, end: int, names: dict[int, tuple[bytes, ...]],
-                   first: bytes = b"") -> tuple[bytes, bool]:
+                   first: bytes = b"", gaps: list[tuple[int, int]] | None = None) -> tuple[bytes, bool]:
     """The raw entries (``klen key vlen value``, as on the wire, in map order) whose key is one of
     ``names`` (:func:`key_names`), joined: a routing cache key that no other entry (a per-request trace
     id) changes; and whether the map has an entry named ``first``. One walk over the map, a key compared
     only when its length matches, no string decoded; raises ``ProtocolError`` where
-    :func:`decode_header_map` would."""
+    :func:`decode_header_map` would. ``gaps``, when given, receives the (start, end) of every other
+    entry's value bytes: the only bytes another map with the same key may differ in, at the same places."""
     parts = []
     found = False
     p = start
@@ -244,6 +245,8 @@ def header_entries(data: bytes | bytearray, start: int, end: int, names: dict[in
             wanted = None
         p += 4
         if vlen > 0:
+            if gaps is not None and wanted is None:
+                gaps.append((p, p + vlen))
             p += vlen
         elif vlen < -1:
             raise ProtocolError(f"bad header-map length {vlen}", protocol=PROTOCOL)

@@ -74,3 +74,26 @@ def test_header_entries_raise_only_codec_errors(data):
         header_entries(data, 0, len(data), key_names([b"service"]))
     except CodecError:
         pass
+
+
+_JAVA_HEADERS = ["service", "sofa_head_method_name", "sofa_head_target_app", "rpc_trace_context.sofaTraceId",
+                 "rpc_trace_context.sofaRpcId", "sofa_head_target_service"]
+_JAVA_VALUES = st.sampled_from(["", "a", "b", "ab", "ba", "svc:1.0", "svc:2.0"])   # equal lengths that differ
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(st.sampled_from(_JAVA_HEADERS), _JAVA_VALUES, max_size=6),
+                          st.sampled_from(["sayHello", "add"]), st.booleans()), min_size=1, max_size=6))
+def test_the_bolt_key_of_a_remembered_layout_is_the_key_of_the_request(requests):
+    """A request that matches the last one's bytes but for the values outside the key gets the last key;
+    that key must be what the request's own header map gives, whatever differs between requests."""
+    from meshd.proxy.rpc_protocols import BoltAdapter
+    names = key_names([b"service", b"sofa_head_method_name", b"sofa_head_target_app"])
+    remembering = BoltAdapter()
+    for headers, method, method_header in requests:
+        frame = bolt.encode_request(1, "org.example.Demo:1.0", method, ["x"], arg_types=["java.lang.String"],
+                                    method_header=method_header, headers=headers)
+        event = bolt.BoltDecoder(1 << 20)
+        event.receive_data(frame)
+        ev = event.events()[0]
+        assert remembering.route_key(ev, names) == BoltAdapter().route_key(ev, names), (headers, method)
