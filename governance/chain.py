@@ -112,6 +112,8 @@ class Entry:
         plans = self._plans
         if plans is None:  # exited already: a second exit is harmless
             return
+        if self._engine._held is not None:
+            self._engine.flush_held()  # completions held before this one are recorded first
         self._plans = None
         now = self._engine._now_ns() // 1_000_000
         rt = now - self._start if rt_ms is None else int(rt_ms)
@@ -149,6 +151,11 @@ class Entry:
             if inbound:
                 self._engine._inbound.record_complete(now, batch, rt, err)
 
+    def exit_held(self) -> None:
+        """:meth:`exit` for a request that succeeded together with others (one read of responses): see
+        :meth:`Chain.exit_held`."""
+        self._engine.exit_held(self)
+
     def __enter__(self) -> Entry:
         return self
 
@@ -170,6 +177,7 @@ class Chain:
     """
 
     _now_ns: Any
+    _held: list | None = None      # successes waiting to be recorded together: [plans, start, now, count]
     _plans: dict[str, ResourcePlan]
     _inbound: ResourceNode
     _system: Any
@@ -186,6 +194,8 @@ class Chain:
         ``inbound``: traffic entering the application; only inbound entries are subject to system rules
         and counted on the ``__total_inbound_traffic__`` node.
         """
+        if self._held is not None:
+            self.flush_held()
         plan = self._plans.get(resource) or self._compile(resource)
         now_ns = self._now_ns()
         now = now_ns // 1_000_000
@@ -242,6 +252,8 @@ class Chain:
         recorded on the resource that blocked, and rolls back the half-open probes of earlier resources.
         System rules and the inbound node see the request once.
         """
+        if self._held is not None:
+            self.flush_held()
         plans = tuple([self._plans.get(r) or self._compile(r) for r in resources])
         if not plans:
             raise ValueError("entry_many needs at least one resource")
@@ -303,6 +315,8 @@ class Chain:
         """
         if self._system.rules:
             return None
+        if self._held is not None:
+            self.flush_held()
         plans = tuple([self._plans.get(r) or self._compile(r) for r in resources])
         now_ns = self._now_ns()
         now = now_ns // 1_000_000
@@ -325,6 +339,49 @@ class Chain:
             for counter in plan.standalone:
                 counter.add_pass(now, n)
         return [Entry(self, plans, now, 1, 0.0, None) for _ in range(n)]
+
+    def exit_held(self, entry: Entry) -> None:
+        """Exit ``entry`` as a success, held with the successes right before it that entered the same
+        resources at the same millisecond: they are recorded together, as that many exits at this instant
+        would record them (``CircuitBreaker.on_successes``), when another entry or exit comes or at
+        :meth:`flush_held`, which the caller calls when the batch of completions (a read) ends. An entry
+        with origin, hotspot or inbound state, or a batch of more than one, exits at once."""
+        plans = entry._plans
+        if plans is None:
+            return
+        if entry._extra is not None or entry.batch != 1:
+            entry.exit()
+            return
+        entry._plans = None
+        entry._extra = plans                   # as exit leaves it: ``resources`` stays answerable
+        held = self._held
+        if held is not None:
+            if held[1] == entry._start and held[0] == plans:
+                held[3] += 1
+                return
+            self.flush_held()
+        self._held = [plans, entry._start, self._now_ns() // 1_000_000, 1]
+
+    def flush_held(self) -> None:
+        """Record the held successes (see :meth:`exit_held`)."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        plans, start, now, k = held
+        rt = now - start if now > start else 0
+        for plan in plans:
+            node = plan.node
+            node.concurrency -= k
+            node.complete_total += k
+            array = node.array
+            bucket = array.cur if array.cur_start <= now < array.cur_end else array.current(now)
+            if bucket is not None:
+                bucket[COMPLETE] += k
+                bucket[RT] += rt * k
+                if rt < bucket[MIN_RT]:
+                    bucket[MIN_RT] = rt
+            for breaker in plan.breakers:
+                breaker.on_successes(now, rt, k)
 
     def _admit_extra(self, plans: tuple, now: int, batch: int, wait: int, held: list | None, inbound: bool,
                      origin: str) -> Entry:

@@ -147,6 +147,7 @@ class Sentinel(Chain):
 
     def commit_staged(self, staged: StagedRules) -> bool:
         """Put the staged rules in force (what is not built yet is built now); whether anything changed."""
+        self.flush_held()                      # completions held under the old rules are theirs
         manager = self._managers[staged.kind]
         rules = staged.validation.rules
         self._load_errors[staged.kind] = staged.validation.errors
@@ -248,24 +249,29 @@ class Sentinel(Chain):
     # ---- metrics ------------------------------------------------------------------------------------
     def stats(self) -> dict[str, ResourceStats]:
         """Per-resource counters for export (plus the ``__total_inbound_traffic__`` node)."""
+        self.flush_held()
         now = self._now_ns() // 1_000_000
         out = {name: node.snapshot(now) for name, node in self.nodes.items()}
         out[INBOUND_RESOURCE] = self._inbound.snapshot(now)
         return out
 
     def resource_stats(self, resource: str) -> ResourceStats | None:
+        self.flush_held()
         node = self._inbound if resource == INBOUND_RESOURCE else self.nodes.get(resource)
         return None if node is None else node.snapshot(self._now_ns() // 1_000_000)
 
     def breaker_states(self) -> list[BreakerStatus]:
+        self.flush_held()
         return [BreakerStatus(cb.resource, cb.rule, cb.state, cb.next_retry) for cb in self._breakers.breakers()]
 
     def state_change_counts(self) -> dict[tuple[str, str, str], int]:
         """``(resource, from_state, to_state) -> count`` (``sentinel_go_circuit_breaker_state_changed_total``)."""
+        self.flush_held()
         return dict(self._state_changes)
 
     def metric_items(self, since_ms: int, until_ms: int) -> list[MetricItem]:
         """Active per-second items of every resource for seconds in ``[since_ms, until_ms)``."""
+        self.flush_held()
         now = self._now_ns() // 1_000_000
         items: list[MetricItem] = []
         for node in [*self.nodes.values(), self._inbound]:

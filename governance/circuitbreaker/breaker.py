@@ -129,6 +129,43 @@ class CircuitBreaker:
         elif ratio > self.trip_at:  # G: ratio > threshold || Float64Equals(ratio, threshold) (precision 1e-8)
             self._to_open(now, CLOSED, ratio)
 
+    def on_successes(self, now: int, rt: int, k: int) -> None:
+        """``k`` successful completions at ``now``, each of ``rt`` ms: what ``k`` calls of :meth:`on_complete`
+        leave. Closed, the rule is first evaluated at the completion that reaches ``min_request``, where the
+        ratio is highest (each later success lowers it); it trips there or not at all."""
+        if self.state is not CLOSED or (self.slow and rt > self.max_rt):
+            for _ in range(k):
+                self.on_complete(now, rt, False)
+            return
+        window = self.window
+        bucket = window.cur if window.cur_start <= now < window.cur_end else window.current(now)
+        if bucket is None:
+            return
+        if self.single:
+            total = bucket[TOTAL]
+            bad_count = bucket[BAD]
+        else:
+            total = bad_count = 0
+            for counter in window.values(now):
+                total += counter[TOTAL]
+                bad_count += counter[BAD]
+        bucket[TOTAL] += k
+        first = self.min_request - total if self.min_request - total > 1 else 1
+        if first > k:
+            return
+        total += first
+        if self.count_mode:
+            if (bad_count > self.count_threshold) if self.java else (bad_count >= self.count_threshold):
+                self._to_open(now, CLOSED, bad_count)
+            return
+        ratio = bad_count / total
+        threshold = self.threshold
+        if self.java:
+            if ratio > threshold or (self.slow and ratio == threshold == 1.0):
+                self._to_open(now, CLOSED, ratio)
+        elif ratio > self.trip_at:
+            self._to_open(now, CLOSED, ratio)
+
     def _probe_done(self, now: int, bad: bool) -> None:
         if bad:
             self._to_open(now, HALF_OPEN, 1.0)

@@ -471,8 +471,10 @@ class RpcExchange(GovernedExchange):
         adapter = self.adapter
         pool = host.pools.get(adapter.name)
         if pool is None:
+            gov = self.rt.governance
             pool = host.pools[adapter.name] = MuxPool(host, cluster, adapter, self.rt.stats,
-                                                      self.down.ctx.config.max_frame_size)
+                                                      self.down.ctx.config.max_frame_size,
+                                                      gov.sentinel.flush_held if gov is not None else None)
         conn = pool.batch_conn()
         if conn is not None:
             self.upstream_ready(conn)
@@ -522,7 +524,7 @@ class RpcExchange(GovernedExchange):
             entry = self.entry
             if entry is not None:
                 self.entry = None
-                entry.exit(error=False)
+                entry.exit_held()              # recorded with this read's other successes (after_read)
             host = self.upstream_host
             self.upstream_host = None
             host.active_requests -= 1

@@ -124,6 +124,9 @@ class MuxConnection(asyncio.Protocol):
             if self.retiring and not self.inflight:
                 self.close()
             writebatch.end()
+            after = self.pool.after_read
+            if after is not None:
+                after()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -157,8 +160,9 @@ class MuxPool:
     """Up to ``connections_per_endpoint`` multiplexed connections to one endpoint."""
 
     def __init__(self, host: Any, cluster: Any, adapter: Any, stats: Any = None,
-                 max_frame_size: int = 8 * 1024 * 1024) -> None:
+                 max_frame_size: int = 8 * 1024 * 1024, after_read: Any = None) -> None:
         self.host = host
+        self.after_read = after_read           # called when a read's responses are handled (held exits)
         self.cluster = cluster
         self.settings = cluster.settings
         self.adapter = adapter

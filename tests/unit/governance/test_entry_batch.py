@@ -55,7 +55,7 @@ def _stats(engine: Sentinel) -> list:
     out = []
     for res in (SVC, METHOD):
         s = engine.resource_stats(res)
-        out.append((s.pass_total, s.complete_total, s.error_total, dict(s.block_total), s.concurrency))
+        out.append(s and (s.pass_total, s.complete_total, s.error_total, dict(s.block_total), s.concurrency))
     return out
 
 
@@ -125,3 +125,87 @@ def test_a_batch_is_taken_only_where_the_answer_is_plainly_the_same():
         entry.exit()
     throttled = _engine({"flow": ("go", [{"resource": METHOD, "threshold": 100, "controlBehavior": 1}])}, clock)
     assert throttled.entry_batch((SVC, METHOD), 2) is None, "throttling spaces each request"
+
+
+_BREAKERS = st.lists(st.fixed_dictionaries({
+    "resource": st.sampled_from([SVC, METHOD]), "strategy": st.sampled_from([0, 1, 2]),
+    "threshold": st.sampled_from([0.2, 0.5, 1.0, 2, 3]), "minRequestAmount": st.integers(1, 12),
+    "statIntervalMs": st.sampled_from([1000, 2000]), "maxAllowedRtMs": st.sampled_from([1, 5, 50]),
+    "retryTimeoutMs": st.sampled_from([5, 200])}), min_size=1, max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(breakers=_BREAKERS, dialect=st.sampled_from(["go", "java"]),
+       entries=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6)), min_size=1, max_size=14),
+       exits=st.lists(st.tuples(st.booleans(), st.integers(0, 3)), max_size=14), before=st.integers(0, 6))
+def test_successes_held_and_recorded_together_leave_what_exits_one_by_one_leave(breakers, dialect, entries, exits,
+                                                                               before):
+    rules = [{k: v for k, v in b.items() if dialect == "go" or k != "statIntervalMs"} for b in breakers]
+    if dialect == "java":
+        rules = [{"resource": r["resource"], "grade": {0: 0, 1: 1, 2: 2}[r["strategy"]], "count": r["threshold"] if
+                  r["strategy"] != 0 else r["maxAllowedRtMs"], "minRequestAmount": r["minRequestAmount"],
+                  "timeWindow": 1, "slowRatioThreshold": 0.5, "statIntervalMs": 1000} for r in rules]
+    clocks = ManualClock(now_ms=T0), ManualClock(now_ms=T0)
+    engines = []
+    for clock in clocks:
+        engine = Sentinel(clock=clock, system_metrics=StaticSystemMetrics())
+        try:
+            engine.load_rules("circuit_breaker", rules, dialect=dialect)
+        except Exception:
+            return                                       # a combination the dialect refuses
+        engines.append(engine)
+    for engine, clock in zip(engines, clocks):            # the same past: some errors already counted
+        for i in range(before):
+            try:
+                engine.entry_many((SVC, METHOD)).exit(error=RuntimeError() if i % 2 else None)
+            except BlockError:
+                pass
+        clock.advance(1)
+    live: tuple[list, list] = ([], [])
+    for count, advance in entries:                        # requests entered at a few different moments
+        for engine, clock, mine in zip(engines, clocks, live):
+            for _ in range(count):
+                try:
+                    mine.append(engine.entry_many((SVC, METHOD)))
+                except BlockError:
+                    mine.append(None)
+            clock.advance(advance)
+    held, single = engines
+    for (failed, advance), a, b in zip(exits, live[0], live[1]):
+        if a is None or b is None:
+            assert a is b
+            continue
+        if failed:
+            a.exit(error=RuntimeError("boom"))
+            b.exit(error=RuntimeError("boom"))
+        else:
+            a.exit_held()                                 # held, recorded with the next ones like it
+            b.exit()
+        if advance:
+            held.flush_held()                             # a read ends
+            for clock in clocks:
+                clock.advance(advance)
+    held.flush_held()
+    event("a breaker left closed" if any(b.state.name != "CLOSED" for b in single.breaker_states()) else "all closed")
+    assert _stats(held) == _stats(single)
+    assert [(b.resource, b.state, b.next_retry_ms) for b in held.breaker_states()] == \
+        [(b.resource, b.state, b.next_retry_ms) for b in single.breaker_states()]
+
+
+def test_held_successes_that_reach_the_minimum_trip_where_the_first_of_them_would():
+    """Errors below minRequestAmount, then successes in one read: the breaker is evaluated at the success
+    that reaches the minimum, where the error ratio is highest, exactly as one by one."""
+    for held_exits in (False, True):
+        clock = ManualClock(now_ms=T0)
+        engine = Sentinel(clock=clock, system_metrics=StaticSystemMetrics())
+        engine.load_rules("circuit_breaker", [{"resource": METHOD, "strategy": 1, "threshold": 0.5,
+                                               "minRequestAmount": 5, "statIntervalMs": 1000,
+                                               "retryTimeoutMs": 1000}], dialect="go")
+        for _ in range(3):
+            engine.entry(METHOD).exit(error=RuntimeError("boom"))
+        entries = [engine.entry(METHOD) for _ in range(4)]
+        for entry in entries:
+            entry.exit_held() if held_exits else entry.exit()
+        engine.flush_held()
+        # one by one: the 2nd success makes 5 requests, 3 of them errors (0.6 > 0.5): open
+        assert [b.state.name for b in engine.breaker_states()] == ["OPEN"], held_exits
