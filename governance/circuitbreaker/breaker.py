@@ -115,8 +115,11 @@ class CircuitBreaker:
             for counter in window.values(now):
                 total += counter[TOTAL]
                 bad_count += counter[BAD]
-        if total < self.min_request:
-            return
+        if total >= self.min_request:
+            self._evaluate(now, total, bad_count)
+
+    def _evaluate(self, now: int, total: int, bad_count: int) -> None:
+        """Closed, with ``total`` requests (at least ``min_request``), ``bad_count`` of them bad: trip or not."""
         if self.count_mode:
             if (bad_count > self.count_threshold) if self.java else (bad_count >= self.count_threshold):
                 self._to_open(now, CLOSED, bad_count)
@@ -151,20 +154,8 @@ class CircuitBreaker:
                 bad_count += counter[BAD]
         bucket[TOTAL] += k
         first = self.min_request - total if self.min_request - total > 1 else 1
-        if first > k:
-            return
-        total += first
-        if self.count_mode:
-            if (bad_count > self.count_threshold) if self.java else (bad_count >= self.count_threshold):
-                self._to_open(now, CLOSED, bad_count)
-            return
-        ratio = bad_count / total
-        threshold = self.threshold
-        if self.java:
-            if ratio > threshold or (self.slow and ratio == threshold == 1.0):
-                self._to_open(now, CLOSED, ratio)
-        elif ratio > self.trip_at:
-            self._to_open(now, CLOSED, ratio)
+        if first <= k:
+            self._evaluate(now, total + first, bad_count)
 
     def _probe_done(self, now: int, bad: bool) -> None:
         if bad:
