@@ -111,12 +111,17 @@ class CircuitBreaker:
             total = bucket[TOTAL]
             bad_count = bucket[BAD]
         else:
-            total = bad_count = 0
-            for counter in window.values(now):
-                total += counter[TOTAL]
-                bad_count += counter[BAD]
+            total, bad_count = self._window_sums(now)
         if total >= self.min_request:
             self._evaluate(now, total, bad_count)
+
+    def _window_sums(self, now: int) -> tuple[int, int]:
+        """(requests, bad requests) over the breaker's whole window."""
+        total = bad_count = 0
+        for counter in self.window.values(now):
+            total += counter[TOTAL]
+            bad_count += counter[BAD]
+        return total, bad_count
 
     def _evaluate(self, now: int, total: int, bad_count: int) -> None:
         """Closed, with ``total`` requests (at least ``min_request``), ``bad_count`` of them bad: trip or not."""
@@ -148,10 +153,7 @@ class CircuitBreaker:
             total = bucket[TOTAL]
             bad_count = bucket[BAD]
         else:
-            total = bad_count = 0
-            for counter in window.values(now):
-                total += counter[TOTAL]
-                bad_count += counter[BAD]
+            total, bad_count = self._window_sums(now)
         bucket[TOTAL] += k
         first = self.min_request - total if self.min_request - total > 1 else 1
         if first <= k:

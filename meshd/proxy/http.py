@@ -49,7 +49,6 @@ _LOCAL = {
 }
 _DROP = http1.REQUEST_DROP | http1.DEADLINE_HEADERS
 _SPECIAL = _DROP | {b"host"}          # the request headers on_header acts on
-_write = writebatch.write
 _NO_DEADLINES: dict[bytes, float | None] = {}
 
 
@@ -454,7 +453,7 @@ class HttpExchange(GovernedExchange):
             self.pending = None
             self.pending_size = 0
             self.down.resume_reading("buffer")
-        _write(conn.transport, head)
+        conn.write(head)
 
     def upstream_failed(self, result: Result) -> None:
         self.pool = None
@@ -517,9 +516,7 @@ class HttpExchange(GovernedExchange):
                 if edit:
                     head = head[:-2] + edit + b"\r\n"
                 self.bytes_out += len(head)
-                down = self.down
-                if not down.closed:
-                    _write(down.transport, head)
+                self.down.write(head)
                 return
         lines = [b"%b: %b\r\n" % kv for kv in raw if kv[0].lower() not in http1.HOP_BY_HOP]
         ops = self.route.response_ops
@@ -546,9 +543,7 @@ class HttpExchange(GovernedExchange):
 
     def response_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
-        down = self.down
-        if not down.closed:
-            _write(down.transport, http1.chunk(data) if self.chunked_out else data)
+        self.down.write(http1.chunk(data) if self.chunked_out else data)
 
     def response_complete(self, conn: UpstreamHttpConnection, keep_alive: bool) -> None:
         if conn is not self.upstream:
