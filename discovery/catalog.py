@@ -6,7 +6,7 @@ The daemon derives the ``discovery:`` config union, the source builder and the l
 
 from __future__ import annotations
 
-from discovery import file, nacos, zookeeper
+from discovery import file, nacos, sofaregistry, zookeeper
 from discovery.source import SourceType
 from discovery.xds import config as xds
 
@@ -14,6 +14,7 @@ SOURCE_TYPES: tuple[SourceType, ...] = (
     file.SOURCE,
     zookeeper.SOURCE,
     nacos.SOURCE,
+    sofaregistry.SOURCE,
     xds.SOURCE,
 )
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 
 from configkit import Model
 from discovery.model import ClusterModel
+from discovery.wire import BoltWire
 
 
 class Source(abc.ABC):
@@ -126,6 +127,9 @@ class SourceContext:
     route_names: frozenset[str] = frozenset()
     #: Where a source that serves listeners publishes them (the xDS source with ``listeners`` in resources).
     publish_listeners: ListenerPublisher = _no_routes
+    #: The daemon's Bolt + hessian2 codecs, for a source whose registry speaks Bolt (SOFARegistry); None where
+    #: the daemon lends none (a source that needs it then refuses to be built, naming it).
+    bolt: BoltWire | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,9 @@ answers and none can be started; the session never breaks because of a missing e
 ``nacos_server``, ``nacos_server_factory`` (function)
     A Nacos server in-process (gRPC on P+1000 and the v1 HTTP API on P, with test controls)
     (:mod:`integration.nacos.fixtures`).
+``sofaregistry_server``, ``sofaregistry_server_factory`` (function)
+    A SOFARegistry session server in-process (Bolt + hessian2, the classes of sofa-registry's session server,
+    with test controls) (:mod:`integration.sofaregistry.fixtures`).
 ``nacos`` (session)
     The official ``nacos/nacos-server`` in a container (:class:`~integration.containers.NacosContainer`);
     skips, saying why, unless ``MESHD_IMAGE_SOURCE=registry`` (no image registry is reachable otherwise).
@@ -41,6 +44,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from integration.nacos.fixtures import nacos_server, nacos_server_factory  # noqa: F401  (exported fixtures)
+from integration.sofaregistry.fixtures import sofaregistry_server, sofaregistry_server_factory  # noqa: F401
 from integration.xds.fixtures import xds_backends, xds_client, xds_server  # noqa: F401  (exported fixtures)
 from integration.zookeeper import fresh_chroot
 

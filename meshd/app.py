@@ -32,6 +32,7 @@ from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
 from meshd.config import (ClusterConfig, Config, ConfigError, DiscoveredRoutes, ListenerConfig, RouteConfiguration,
                           format_errors, load_config)
+from meshd.discovery_wire import BoltObjectWire
 from meshd.looplag import LoopLagProbe
 from meshd.proxy.context import ListenerContext, Runtime
 from meshd.proxy.governor import Governor
@@ -65,7 +66,8 @@ def build_source(spec: Any, config: Config, publish_routes: RoutePublisher | Non
     publishers = {k: v for k, v in (("publish_routes", publish_routes), ("publish_listeners", publish_listeners))
                   if v is not None}
     ctx = SourceContext(resolve_path=lambda path: str(config.resolve_path(path)),
-                        validate_cluster=validate_cluster_entry, route_names=route_names, **publishers)
+                        validate_cluster=validate_cluster_entry, route_names=route_names, bolt=BoltObjectWire(),
+                        **publishers)
     return SOURCE_TYPES[spec.type].build(spec, ctx)
 
 

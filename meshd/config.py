@@ -556,7 +556,7 @@ class Config(Model):
             if source is None or source.type not in REGISTRY_SOURCE_TYPES:
                 raise PydanticCustomError("reference", "registry_api.{api}.registry: {name} is not a {types} "
                                           "discovery source", {"api": api_name, "name": repr(api.registry),
-                                                               "types": " or ".join(REGISTRY_SOURCE_TYPES)})
+                                                               "types": _one_of(REGISTRY_SOURCE_TYPES)})
         dubbo_api = self.registry_api.dubbo
         if dubbo_api is not None:
             rpc_listeners = [x.name for x in self.listeners if x.protocol in ("dubbo", "auto")]
@@ -703,3 +703,8 @@ def validate_command(path: str) -> int:
     print(f"{path}: ok")
     print(summary(config))
     return 0
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} or {names[-1]}"

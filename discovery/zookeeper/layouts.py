@@ -46,6 +46,7 @@ from typing import Iterable, Mapping
 from discovery.dubbo_params import (DUBBO_DEFAULT_WARMUP_MS, dubbo_warmup_weight, dubbo_weight,  # noqa: F401
                                    enabled as _enabled, f32, int_param as _int, param as _param)
 from discovery.model import EndpointSpec
+from discovery.sofa_params import sofa_weight
 from discovery.zookeeper.overrides import INTEGER, Override, apply_overrides
 from discovery.zookeeper.urls import RegistryURL, URLError, decode_name, java_urlencode, parse_url
 
@@ -58,13 +59,6 @@ DEFAULT_PORTS = {"dubbo": 20880, "bolt": 12200, "tr": 12200, "tri": 50051, "grpc
 #: Schemes that never name a provider: client-side markers and rules that ended up in the wrong directory.
 NOT_PROVIDERS = frozenset({"empty", "override", "absent", "consumer", "route", "condition", "script", "tag"})
 DEFAULT_WEIGHT = 100
-
-
-def sofa_weight(weight: int, start_ms: int, warmup_time_ms: int, warmup_weight: int, now_ms: int) -> tuple[int, bool]:
-    """The effective weight of a SOFARPC provider: ``warmup_weight`` until ``start + warmup_time``."""
-    if warmup_time_ms > 0 and start_ms > 0 and now_ms < start_ms + warmup_time_ms:
-        return max(warmup_weight, 0), True
-    return max(weight, 0), False
 
 
 # -- provider nodes --------------------------------------------------------------------------------

@@ -31,14 +31,12 @@ from dataclasses import dataclass
 from discovery.dubbo_params import DUBBO_PROTOCOL_VERSION, DUBBO_RELEASE, dubbo_params  # noqa: F401
 from discovery.model import split_address
 from discovery.registration import Registration, ServiceInfo
+from discovery.sofa_params import SOFA_RPC_VERSION
 from discovery.zookeeper.layouts import Layout
 from discovery.zookeeper.urls import dubbo_full_string, java_urlencode, ordered_url, parse_url
 
 #: Re-exported from discovery.dubbo_params (their historical home).
 REEXPORTED = (DUBBO_PROTOCOL_VERSION, DUBBO_RELEASE)
-
-
-SOFA_RPC_VERSION = "50707"         # the `rpcVer` parameter: sofa-rpc 5.7.7 (Version.RPC_VERSION)
 
 
 #: URL parameters that change each time the same service is registered again (not part of its identity).

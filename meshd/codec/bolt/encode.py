@@ -92,6 +92,24 @@ def encode_response(request_id: int, app_response: Any = None, *, is_error: bool
                   clazz=RESPONSE_CLASS.encode(), header=b"", content=content)
 
 
+def encode_object(request_id: int, value: JavaObject, *, request: bool, timeout: int = 3000,
+                  status: int = SUCCESS, oneway: bool = False) -> bytes:
+    """A plain object as sofa-bolt's ``RpcClient`` / ``RpcServer`` send one (what SOFARegistry's client and
+    session server exchange): Bolt v1, hessian2, the object's Java class as the frame's class, no header map,
+    the object (draft grammar) as content."""
+    if not isinstance(value, JavaObject):
+        raise EncodeError(f"a Bolt object frame carries a Java object, not {type(value).__name__}", protocol=PROTOCOL)
+    content = DraftEncoder().write(value).getvalue()
+    if request:
+        return _frame(request=True, proto=PROTO_V1, ver1=1, crc=False,
+                      typ=TYPE_REQUEST_ONEWAY if oneway else TYPE_REQUEST, cmdcode=CMD_REQUEST,
+                      request_id=request_id, codec=CODEC_HESSIAN2, timeout_or_status=timeout,
+                      clazz=value.class_name.encode(), header=b"", content=content)
+    return _frame(request=False, proto=PROTO_V1, ver1=1, crc=False, typ=TYPE_RESPONSE, cmdcode=CMD_RESPONSE,
+                  request_id=request_id, codec=CODEC_HESSIAN2, timeout_or_status=status,
+                  clazz=value.class_name.encode(), header=b"", content=content)
+
+
 def encode_status_response(request_id: int, status: int, *, version: int = PROTO_V1, ver1: int = 1,
                            crc: bool = False, cmdcode: int = CMD_RESPONSE, codec: int = CODEC_HESSIAN2) -> bytes:
     """A status-only response (no class, header or content): what meshd sends for errors it synthesizes."""

@@ -18,6 +18,10 @@ EXAMPLES = {
               "auth": {"username": "u", "password": "p"}},
     "zookeeper": {"type": "zookeeper", "name": "zk", "servers": "127.0.0.1:2181", "layout": "sofarpc",
                   "services": ["com.example.Calc"], "sync_timeout": "2s"},
+    "sofaregistry": {"type": "sofaregistry", "name": "sofareg", "servers": "127.0.0.1:9600,127.0.0.2:9600",
+                     "app": "my-app", "zone": "zone-a", "data_center": "DefaultDataCenter", "scope": "zone",
+                     "services": ["com.example.Calc:1.0"], "snapshot_path": ".meshd/sofareg-snapshot.json",
+                     "sync_timeout": "2s"},
     "xds": {"type": "xds", "name": "istio", "server": "127.0.0.1:15010", "initial_fetch_timeout": "2s",
             "node": {"id": "sidecar~10.0.0.5~app-1.default~default.svc.cluster.local", "cluster": "app",
                      "locality": {"region": "r1"}, "metadata": {"ISTIO_VERSION": "1.24.0"}}},
@@ -72,7 +76,7 @@ def test_registry_types_are_the_sources_that_implement_registration():
     assert "zookeeper" in REGISTRY_SOURCE_TYPES and "file" not in REGISTRY_SOURCE_TYPES
     with pytest.raises(ConfigError) as err:
         build_config({"discovery": [EXAMPLES["file"]], "registry_api": {"sofa": {"registry": "clusters-file"}}})
-    assert "registry_api.sofa.registry: 'clusters-file' is not a zookeeper or nacos discovery source" in err.value.errors
+    assert "registry_api.sofa.registry: 'clusters-file' is not a zookeeper, nacos or sofaregistry discovery source" in err.value.errors
 
 
 def test_validate_summary_lists_the_known_types_from_the_catalog():

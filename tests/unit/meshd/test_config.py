@@ -127,7 +127,7 @@ def test_json_loads_too(tmp_path):
     ("clusters: [{name: c}, {name: c}]", "clusters: the name 'c' is used twice"),
     ("listeners: [{name: a, address: '127.0.0.1:1', route_config: nope}]",
      "listeners[0].route_config: no route configuration named 'nope'"),
-    ("discovery: [{type: consul}]", "discovery[0]: unknown discovery source type; known: file, zookeeper, nacos, xds (got type 'consul')"),
+    ("discovery: [{type: consul}]", "discovery[0]: unknown discovery source type; known: file, zookeeper, nacos, sofaregistry, xds (got type 'consul')"),
     ("discovery: [{type: zookeeper}]", "discovery[0].servers: required key is missing"),
     ("route_configs: [{name: r, virtual_hosts: [{name: v, domains: ['*'], routes: [{match: {prefix: '/'}}]}]}]",
      "route_configs[0].virtual_hosts[0].routes[0]: a route needs exactly one of route, direct_response"),
@@ -139,7 +139,7 @@ def test_json_loads_too(tmp_path):
      "route: {cluster: c, retry_policy: {retry_on: '5xx,sometimes'}}}]}]}]",
      "route_configs[0].virtual_hosts[0].routes[0].route.retry_policy.retry_on: unknown retry condition(s) "
      "['sometimes'] in '5xx,sometimes'"),
-    ("registry_api: {dubbo: {registry: zk}}", "registry_api.dubbo.registry: 'zk' is not a zookeeper or nacos discovery source"),
+    ("registry_api: {dubbo: {registry: zk}}", "registry_api.dubbo.registry: 'zk' is not a zookeeper, nacos or sofaregistry discovery source"),
     ("listeners: [", "invalid YAML"),
 ])
 def test_errors_name_the_path_and_value(tmp_path, text, expected):
