@@ -109,6 +109,8 @@ class SofaRegistrySource(Source, Registry):
         self.conn: SessionConnection | None = None
         self._subs: dict[str, _Subscription] = {}        # data id → subscription
         self._by_regist: dict[str, _Subscription] = {}
+        self._by_cluster: dict[str, dict[str, _Subscription]] = {}   # interface → data id → subscription
+        self._awaited: set[str] = set()        # configured data ids without data yet (the first sync waits)
         self._pubs: dict[str, _Publication] = {}          # Registration.path → publication
         self._consumers: dict[str, tuple[Registration, _Subscription]] = {}   # Registration.path → its subscription
         self._ready: dict[str, asyncio.Event] = {}
@@ -257,6 +259,7 @@ class SofaRegistrySource(Source, Registry):
         elif self._subs.get(item.service.data_id) is item:
             del self._subs[item.service.data_id]
             self._by_regist.pop(item.register.regist_id, None)
+            self._by_cluster.get(item.service.interface, {}).pop(item.service.data_id, None)
 
     def _on_sync_deadline(self) -> None:
         self._deadline = None
@@ -269,7 +272,7 @@ class SofaRegistrySource(Source, Registry):
         self.mark_synced()
 
     def _maybe_synced(self) -> None:
-        if self.synced or not all(s.segments for s in self._subs.values() if s.pinned):
+        if self.synced or self._awaited:
             return
         if self._deadline is not None:
             self._deadline.cancel()
@@ -286,14 +289,18 @@ class SofaRegistrySource(Source, Registry):
             register = Register("subscriber", str(uuid.uuid4()), service.data_id, version=1, timestamp=self._now_ms(),
                                 app=self.app, zone=self.zone, ip=self._ip, instance_id=self.instance_id,
                                 scope=self.scope)
-            sub = self._subs[service.data_id] = _Subscription(service, register, pinned)
+            sub = self._subs[service.data_id] = _Subscription(service, register, False)
             self._by_regist[register.regist_id] = sub
+            self._by_cluster.setdefault(service.interface, {})[service.data_id] = sub
             self._wake.set()
         elif sub.register.event_type == UNREGISTER:
             sub.register = replace(sub.register, event_type=REGISTER, version=sub.register.version + 1)
             sub.acked = False
             self._wake.set()
-        sub.pinned = sub.pinned or pinned
+        if pinned and not sub.pinned:
+            sub.pinned = True
+            if not sub.segments:
+                self._awaited.add(service.data_id)
         return sub
 
     def _on_request(self, message: BoltMessage) -> tuple[Any, int]:
@@ -331,6 +338,7 @@ class SofaRegistrySource(Source, Registry):
                      push.segment or "-", push.version, last.version)
             return
         sub.segments[push.segment] = push
+        self._awaited.discard(push.data_id)
         self.counters["applied"] += 1
         self._live = True
         self._apply(sub.service.interface)
@@ -342,8 +350,8 @@ class SofaRegistrySource(Source, Registry):
         specs: list[EndpointSpec] = []
         warming, received = False, False
         now = self._now_ms()
-        for sub in self._subs.values():
-            if sub.service.interface != cluster or not sub.segments:
+        for sub in self._by_cluster.get(cluster, {}).values():
+            if not sub.segments:
                 continue
             received = True
             for segment, push in sorted(sub.segments.items()):
@@ -368,7 +376,7 @@ class SofaRegistrySource(Source, Registry):
 
     def _rewarm(self) -> None:
         self._warm = None
-        for cluster in {s.service.interface for s in self._subs.values()}:
+        for cluster in list(self._by_cluster):
             self._apply(cluster)
 
     # -- snapshot -------------------------------------------------------------------------------------
@@ -512,8 +520,8 @@ class SofaRegistrySource(Source, Registry):
         if self.conn is None:
             self._forget(sub)                # the server has no subscriber without a connection
         self._wake.set()
-        if self.model is not None and not any(s.service.interface == sub.service.interface and
-                                              s.register.event_type == REGISTER for s in self._subs.values()):
+        if self.model is not None and not any(s.register.event_type == REGISTER
+                                              for s in self._by_cluster.get(sub.service.interface, {}).values()):
             self.model.withdraw(self.name, sub.service.interface)
 
     async def unsubscribe_consumer(self, registration: Registration) -> None:

@@ -3,7 +3,9 @@
 ``sofaregistry_server_factory`` (function scope)
     ``factory(**SessionServer kwargs)`` → a started :class:`~integration.sofaregistry.server.BlockingSessionServer`
     on ``127.0.0.1`` and a free port, on its own loop thread (``port=`` to reuse one, ``zone=`` for its zone);
-    every server it made is closed at teardown.
+    ``factory(peer=server)`` → another session server of the same registry cluster (the same
+    :class:`~integration.sofaregistry.server.DataStore`, on the same loop thread). Every server it made is closed
+    at teardown.
 ``sofaregistry_server`` (function scope)
     One such server. Give clients ``sofaregistry_server.address``.
 """
@@ -23,7 +25,9 @@ def sofaregistry_server_factory() -> Iterator[Callable[..., "BlockingSessionServ
     from integration.sofaregistry.server import BlockingSessionServer
     made: list[BlockingSessionServer] = []
 
-    def make(**kwargs: Any) -> BlockingSessionServer:
+    def make(peer: BlockingSessionServer | None = None, **kwargs: Any) -> BlockingSessionServer:
+        if peer is not None:
+            kwargs.update(loop_thread=peer.loop_thread, store=peer.server.store)
         server = BlockingSessionServer(**kwargs)
         made.append(server)
         return server.start()
@@ -31,7 +35,7 @@ def sofaregistry_server_factory() -> Iterator[Callable[..., "BlockingSessionServ
     try:
         yield make
     finally:
-        for server in made:
+        for server in reversed(made):        # a server that owns a shared loop thread goes last
             server.close()
 
 

@@ -11,17 +11,19 @@ Behaviour (``server/server/session``: ``SubscriberHandler`` / ``PublisherHandler
   version (the request's), refused=false, message}``; a register without ``dataId``, ``registId`` or
   ``version`` is answered ``success=false`` with the reason; ``UNREGISTER`` removes it. Zone and instance id
   default to ``DEFAULT_ZONE`` / ``DEFAULT_INSTANCE_ID``.
-- Data is kept per data info id (``dataId#@#instanceId#@#group``) and zone; every change (a publisher added,
-  replaced or removed; a connection closed) gives the datum a new version from a clock that only goes up (also
-  across :meth:`SessionServer.restart`, as the data servers' versions do) and pushes ``ReceivedData`` to every
-  subscriber of it (and a new subscriber gets the current data at once): segment = the data center, the
+- Data is kept per data info id (``dataId#@#instanceId#@#group``) and zone in a :class:`DataStore` (what the
+  data servers are to a session server; several session servers sharing one are a registry cluster). Every change
+  (a publisher added, replaced or removed; a connection closed) gives the datum a new version from a clock that
+  only goes up (also across :meth:`SessionServer.restart`) and pushes ``ReceivedData`` to every subscriber of it
+  on every server of the store (and a new subscriber gets the current data at once): segment = the data center, the
   subscriber's register id, the zones its scope sees (``zone``: its own; ``dataCenter`` / ``global``: all), the
   version, ``localZone`` = the server's zone, ``dataCount`` per zone. An empty datum is pushed with an empty
   ``data`` map. Every push's ``Result`` is recorded.
-- A closed connection takes its publishers and subscribers with it.
+- A closed connection takes its publishers and subscribers with it; a server going down leaves its connections'
+  publishers in the store for the store's lease (their clients re-register, here or on another server).
 - Test controls: publishers that belong to no connection (:meth:`add_publisher` — other zones, bulk data),
   :meth:`push_old` (a push with an older version and other data), :meth:`send_raw` / :meth:`send_object`
-  (garbage, unknown classes), :meth:`restart` (every connection dropped, state lost but the version clock),
+  (garbage, unknown classes), :meth:`restart` (every connection dropped; the store stays),
   :meth:`go_away` (closed for a while) and the logs of registers and push answers.
 """
 
@@ -46,15 +48,46 @@ STATUS_NO_PROCESSOR = 0x0006
 STATUS_SERVER_DESERIAL_EXCEPTION = 0x0012
 
 
-class VersionClock:
-    """Datum versions: increasing, time-based like sofa-registry's ``DatumVersionUtil`` (ms << 12 | counter)."""
+class DataStore:
+    """What sofa-registry's data servers keep for the session servers in front of them: the data per data info id,
+    the datum version clock (increasing, time-based like ``DatumVersionUtil``: ms << 12 | counter), and the
+    session servers to notify of a change. Session servers that share a store are one registry cluster (a client
+    may fail over between them and see the same data). When a session server goes down, the publishers of its
+    connections stay for ``lease`` seconds (the data servers keep a dead session's data until its lease ends),
+    so that their clients can re-register elsewhere, or on the server when it is back, without a gap."""
 
-    def __init__(self) -> None:
+    def __init__(self, lease: float = 5.0) -> None:
+        self.lease = lease
         self.last = 0
+        self.data: dict[str, Datum] = {}
+        self.servers: list["SessionServer"] = []
 
-    def next(self) -> int:
+    def next_version(self) -> int:
         self.last = max(self.last + 1, int(time.time() * 1000) << 12)
         return self.last
+
+    def datum(self, data_id: str, instance_id: str, group: str) -> "Datum":
+        info_id = m.data_info_id(data_id, instance_id, group)
+        return self.data.setdefault(info_id, Datum(info_id, data_id, group, instance_id))
+
+    def changed(self, datum: "Datum") -> None:
+        datum.version = self.next_version()
+        for server in self.servers:
+            server.push_all(datum)
+
+    def orphan(self, session: "_Session") -> None:
+        """``session``'s server went down: its publishers stay for the lease, then go (unless re-registered)."""
+        for datum in self.data.values():
+            for pub in datum.publishers.values():
+                if pub.conn is session:
+                    pub.conn = None
+                    pub.orphaned = True
+                    asyncio.get_running_loop().call_later(self.lease, self._expire, datum, pub)
+
+    def _expire(self, datum: "Datum", pub: "Publisher") -> None:
+        if datum.publishers.get(pub.regist_id) is pub:
+            del datum.publishers[pub.regist_id]
+            self.changed(datum)
 
 
 @dataclass
@@ -66,6 +99,7 @@ class Publisher:
     version: int
     app: str = ""
     conn: "_Session | None" = None
+    orphaned: bool = False        # its session server went down; kept for the store's lease
 
 
 @dataclass
@@ -159,11 +193,12 @@ class SessionServer:
     """See the module docstring. ``zone`` is the server's own zone (``localZone`` of its pushes)."""
 
     def __init__(self, host: str = LOOPBACK, port: int = 0, *, zone: str = m.DEFAULT_ZONE,
-                 data_center: str = m.DEFAULT_DATA_CENTER, clock: VersionClock | None = None) -> None:
+                 data_center: str = m.DEFAULT_DATA_CENTER, store: DataStore | None = None) -> None:
         self.host, self.port, self.zone, self.data_center = host, port, zone, data_center
-        self.clock = clock or VersionClock()
+        self.store = store or DataStore()
+        self.store.servers.append(self)
         self.sessions: set[_Session] = set()
-        self.data: dict[str, Datum] = {}
+        self.data = self.store.data
         self.subscribers: dict[str, Subscriber] = {}
         self.registers: list[dict[str, Any]] = []            # every register received: class, fields
         self.push_results: list[tuple[str, int, Any]] = []   # (regist id, version, the client's answer)
@@ -181,11 +216,13 @@ class SessionServer:
         return self
 
     async def stop(self) -> None:
-        """Listener and connections closed; the registers of the connections are gone with them."""
+        """Listener and connections closed; their subscribers are gone, their publishers stay for the store's
+        lease."""
         if self.server is not None:
             self.server.close()
             self.server = None
         for session in list(self.sessions):
+            self.store.orphan(session)
             session.transport.abort()
         for task in list(self.tasks):
             task.cancel()
@@ -196,8 +233,7 @@ class SessionServer:
             await asyncio.sleep(0.01)
 
     async def restart(self) -> None:
-        """Down and up again on the same port: connections and their registers are gone; the version clock
-        and the publishers of no connection are not."""
+        """Down and up again on the same port: connections and their subscribers are gone, the store is not."""
         await self.go_away(0)
 
     async def go_away(self, seconds: float) -> None:
@@ -227,10 +263,9 @@ class SessionServer:
             if value.get(key) is None:
                 return m.register_response(False, regist_id, version or 0, f"{key} is null")
         zone = value.get("zone") or m.DEFAULT_ZONE
-        instance_id = value.get("instanceId") or m.DEFAULT_INSTANCE_ID
-        group = value.get("group") or m.DEFAULT_GROUP
-        info_id = m.data_info_id(data_id, instance_id, group)
-        datum = self.data.setdefault(info_id, Datum(info_id, data_id, group, instance_id))
+        datum = self.store.datum(data_id, value.get("instanceId") or m.DEFAULT_INSTANCE_ID,
+                                 value.get("group") or m.DEFAULT_GROUP)
+        info_id = datum.info_id
         unregister = value.get("eventType") == m.UNREGISTER
         if name == m.SUBSCRIBER_REGISTER:
             if unregister:
@@ -242,15 +277,20 @@ class SessionServer:
             return m.register_response(True, regist_id, version, "Subscriber register success!")
         if unregister:
             if datum.publishers.pop(regist_id, None) is not None:
-                self.changed(datum)
+                self.store.changed(datum)
         else:
             boxes = value.get("dataList") or []
-            datum.publishers[regist_id] = Publisher(regist_id, info_id, zone, [b.get("data") for b in boxes],
-                                                    version, value.get("appName") or "", session)
-            self.changed(datum)
+            data = [b.get("data") for b in boxes]
+            old = datum.publishers.get(regist_id)
+            datum.publishers[regist_id] = Publisher(regist_id, info_id, zone, data, version,
+                                                    value.get("appName") or "", session)
+            if old is None or (old.data, old.zone) != (data, zone):
+                self.store.changed(datum)     # (a re-registration after a failover changes nothing)
         return m.register_response(True, regist_id, version, "Publisher register success!")
 
     def session_closed(self, session: _Session) -> None:
+        """A client's connection closed: its subscribers and publishers go (those of a server that went down were
+        orphaned before, see :meth:`stop`)."""
         self.sessions.discard(session)
         for rid in [rid for rid, s in self.subscribers.items() if s.conn is session]:
             del self.subscribers[rid]
@@ -258,11 +298,13 @@ class SessionServer:
             gone = [rid for rid, p in datum.publishers.items() if p.conn is session]
             for rid in gone:
                 del datum.publishers[rid]
-            if gone and self.server is not None:
-                self.changed(datum)
+            if gone:
+                self.store.changed(datum)
 
-    def changed(self, datum: Datum) -> None:
-        datum.version = self.clock.next()
+    def push_all(self, datum: Datum) -> None:
+        """Push ``datum`` to every subscriber of it on this server."""
+        if self.server is None:
+            return
         for sub in list(self.subscribers.values()):
             if sub.data_id == datum.info_id:
                 self._spawn(self._push_to(sub, datum))
@@ -276,7 +318,7 @@ class SessionServer:
     async def _push_to(self, sub: Subscriber, datum: Datum, version: int | None = None,
                        zones: dict[str, list[str]] | None = None) -> Any:
         if not datum.version:
-            datum.version = self.clock.next()
+            datum.version = self.store.next_version()
         version = datum.version if version is None else version
         value = self._received_data(sub, datum, version, datum.zones() if zones is None else zones)
         try:
@@ -296,8 +338,7 @@ class SessionServer:
 
     # -- test controls --------------------------------------------------------------------------------
     def datum(self, data_id: str, instance_id: str = m.DEFAULT_INSTANCE_ID, group: str = m.SOFA_GROUP) -> Datum:
-        info_id = m.data_info_id(data_id, instance_id, group)
-        return self.data.setdefault(info_id, Datum(info_id, data_id, group, instance_id))
+        return self.store.datum(data_id, instance_id, group)
 
     def add_publisher(self, data_id: str, data: Iterable[str], *, zone: str | None = None, regist_id: str = "",
                       group: str = m.SOFA_GROUP) -> str:
@@ -305,13 +346,13 @@ class SessionServer:
         datum = self.datum(data_id, group=group)
         regist_id = regist_id or f"test-{next(_ids)}"
         datum.publishers[regist_id] = Publisher(regist_id, datum.info_id, zone or self.zone, list(data), 1)
-        self.changed(datum)
+        self.store.changed(datum)
         return regist_id
 
     def remove_publisher(self, data_id: str, regist_id: str, group: str = m.SOFA_GROUP) -> None:
         datum = self.datum(data_id, group=group)
         if datum.publishers.pop(regist_id, None) is not None:
-            self.changed(datum)
+            self.store.changed(datum)
 
     async def push_old(self, data_id: str, data: dict[str, list[str]], group: str = m.SOFA_GROUP) -> list[Any]:
         """Push ``data`` with a version older than the datum's to every subscriber; their answers."""
@@ -377,6 +418,10 @@ class BlockingSessionServer:
     @property
     def address(self) -> str:
         return self.server.address
+
+    def stop(self) -> None:
+        """Down (listener and connections) until :meth:`start`."""
+        self.run(self.server.stop())
 
     def restart(self) -> None:
         self.run(self.server.restart())

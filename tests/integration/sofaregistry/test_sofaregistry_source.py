@@ -118,9 +118,8 @@ def test_publish_unpublish_and_restart_restores_everything(sofaregistry_server, 
 
 def test_failover_to_the_next_server_keeps_endpoints(sofaregistry_server_factory, tmp_path):
     first = sofaregistry_server_factory()
-    second = sofaregistry_server_factory(clock=first.server.clock)
-    for server in (first, second):
-        server.add_publisher(DATA_ID, ["127.0.0.1:12501?p=1"])
+    second = sofaregistry_server_factory(peer=first)
+    first.add_publisher(DATA_ID, ["127.0.0.1:12501?p=1"])
 
     async def scenario():
         model = ClusterModel()
@@ -128,7 +127,7 @@ def test_failover_to_the_next_server_keeps_endpoints(sofaregistry_server_factory
         await src.start(model)
         try:
             assert await src.wait_synced(3) and src.server == first.address
-            first.close()
+            await asyncio.to_thread(first.stop)
             await wait_until(lambda: src.server == second.address and src.connection == "connected", 3,
                              "failover to the second server")
             assert addrs(model) == ["127.0.0.1:12501"]                   # kept through the switch
