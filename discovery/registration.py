@@ -2,8 +2,8 @@
 
 The app-facing registry APIs (the SOFA mesh API, the Dubbo pub/sub API) let an application without a
 registry SDK publish its providers and subscribe to services. They do it through a configured discovery
-source that is also a :class:`Registry`; which registry that is (ZooKeeper today, Nacos and SOFARegistry
-next) is the config's choice (``registry_api.<api>.registry: <source name>``), not the API's.
+source that is also a :class:`Registry`; which registry that is (ZooKeeper, Nacos, SOFARegistry) is the
+config's choice (``registry_api.<api>.registry: <source name>``), not the API's.
 
 Contract of a :class:`Registry` (every method runs on the event loop that started the source):
 

@@ -3,9 +3,10 @@
 Contract:
 - ``python -m integration.peers install`` installs the pinned npm packages (``NPM_PACKAGES``) with
   ``npm install --prefix <peers_dir()>`` and each PyPI peer (``PYPI_PEERS``: the ``dubbo-py`` provider, the
-  nacos-sdk-python 2.0 v1 client) into a virtualenv of its own (``<peers_dir()>/<name>``, interpreter
-  ``venv_python(name)``). A stamp file records what was installed; a second run with the same pins
-  returns at once without touching the network. ``python -m integration.peers status`` prints what is there.
+  nacos-sdk-python 2.0 v1 client, anthunder with protobuf) into a virtualenv of its own (``<peers_dir()>/<name>``,
+  interpreter ``venv_python(name)``). A stamp file records what was installed, per PyPI peer; a second run with
+  the same pins returns at once without touching the network, a changed or added pin installs that peer only.
+  ``python -m integration.peers status`` prints what is there.
 - ``peers_dir()`` is ``.cache/peers`` under the repository root, or ``$MESHD_PEERS_DIR``.
 - ``available()`` says whether node and npm exist; ``missing_reason()`` names what is missing (tests skip
   with that string). ``installed()`` says whether the npm peers are installed.
@@ -13,6 +14,8 @@ Contract:
   ``NODE_PATH`` pointing at the installed modules; ``start_node(...)`` starts one in the background and
   ``wait_json_line(proc, pred)`` reads its JSON lines until one matches (servers print
   ``{"event": "listening", "port": N}`` when ready). Every script prints one JSON object per line on stdout.
+- ``start_python(peer, script, *args)`` / ``run_python(...)`` do the same for a Python helper script
+  (``integration/peers/<script>.py``) with the interpreter of PyPI peer ``peer`` (stdin open for commands).
 
 Nothing here is imported by meshd itself; only tests and users' test suites use it.
 """
@@ -51,8 +54,11 @@ NPM_PACKAGES: dict[str, str] = {
 }
 #: PyPI peers, each in a virtualenv of its own (``<peers_dir()>/<name>``): they clash with the project's
 #: environment (every PyPI Dubbo package installs a top-level ``dubbo``; nacos-sdk-python 2.0 and 3.x both
-#: install ``v2``).
-PYPI_PEERS: dict[str, str] = {"dubbo-py": "dubbo-py==0.2.2", "nacos-v1": "nacos-sdk-python==2.0.11"}
+#: install ``v2``; anthunder pins opentracing 1.3). A value is one or more pip requirements, space-separated.
+#: anthunder 0.8.1 is the newest on PyPI (0.9 exists only in sofastack/sofa-bolt-python); its apps bring
+#: their own protobuf.
+PYPI_PEERS: dict[str, str] = {"dubbo-py": "dubbo-py==0.2.2", "nacos-v1": "nacos-sdk-python==2.0.11",
+                              "anthunder": "anthunder==0.8.1 protobuf==7.36.2"}
 _STAMP = ".meshd-peers.json"
 
 
@@ -107,9 +113,14 @@ def dubbo_py_python() -> Path:
     return venv_python("dubbo-py")
 
 
+def _pypi_missing() -> list[str]:
+    """The PyPI peers whose stamped pin differs from ``PYPI_PEERS`` or whose virtualenv is gone."""
+    stamped = (_read_stamp() or {}).get("pypi") or {}
+    return [name for name, pin in PYPI_PEERS.items() if stamped.get(name) != pin or not venv_python(name).exists()]
+
+
 def pypi_installed() -> bool:
-    stamp = _read_stamp() or {}
-    return stamp.get("pypi") == PYPI_PEERS and all(venv_python(name).exists() for name in PYPI_PEERS)
+    return not _pypi_missing()
 
 
 
@@ -125,11 +136,11 @@ def install(*, npm: bool = True, pypi: bool = True, log: Callable[[str], None] =
         _install_npm(root, log)
         stamp["npm"] = NPM_PACKAGES
         _write_stamp(root, stamp)
-    if pypi and not pypi_installed():
-        for name, pin in PYPI_PEERS.items():
-            _install_venv(root / name, pin, log)
-        stamp["pypi"] = PYPI_PEERS
-        _write_stamp(root, stamp)
+    if pypi:
+        for name in _pypi_missing():
+            _install_venv(root / name, PYPI_PEERS[name], log)
+            stamp["pypi"] = {**(stamp.get("pypi") or {}), name: PYPI_PEERS[name]}
+            _write_stamp(root, stamp)
     return root
 
 
@@ -154,7 +165,7 @@ def _install_venv(venv: Path, pin: str, log: Callable[[str], None]) -> None:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     log(f"installing {pin} into {venv}")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, pin], check=True, timeout=900)
+    subprocess.run([*pip, *pin.split()], check=True, timeout=900)
 
 
 def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -263,6 +274,35 @@ def start_node(name: str | os.PathLike[str], *args: Any, env: dict[str, str] | N
     cmd = ["node", _script_path(name), *map(str, args)]
     proc = subprocess.Popen(cmd, env=node_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=peers_dir() if peers_dir().exists() else None)
+    return NodeProcess(proc)
+
+
+def python_script(name: str) -> Path:
+    """Path of a Python helper script shipped in ``integration/peers/`` (``"anthunder_provider"`` or with ``.py``)."""
+    path = SCRIPTS_DIR / (name if name.endswith(".py") else name + ".py")
+    if not path.exists():
+        raise FileNotFoundError(f"no peer script {path}")
+    return path
+
+
+def _python_cmd(peer: str, name: str, args: tuple[Any, ...]) -> list[str]:
+    python = venv_python(peer)
+    if not python.exists():
+        raise RuntimeError(f"PyPI peer {peer!r} is not installed (no {python}): "
+                           "run `python -m integration.peers install`")
+    return [str(python), str(python_script(name)), *map(str, args)]
+
+
+def run_python(peer: str, name: str, *args: Any, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run a Python helper script with PyPI peer ``peer``'s interpreter to completion (stdout as text)."""
+    return subprocess.run(_python_cmd(peer, name, args), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def start_python(peer: str, name: str, *args: Any) -> NodeProcess:
+    """Start a Python helper script in the background (stdin open for its commands); ``wait_json`` reads it."""
+    proc = subprocess.Popen(_python_cmd(peer, name, args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     return NodeProcess(proc)
 
 

@@ -7,7 +7,7 @@
 - Provider strings (``SofaRegistryHelper#convertProviderToUrls`` writes them, ``#parseProviderInfo`` reads them):
   ``[scheme://]ip:port[/path]?k=v&...``. ``p=1`` is bolt and ``p=13`` tr when there is no scheme;
   ``weight``/``_WEIGHT``, ``serialization``/``_SERIALIZETYPE`` (codes 1 hessian, 2 java, 4 hessian2,
-  11 protobuf), ``timeout``/``_TIMEOUT``, ``appName``/``app_name``; warm-up from ``warmupTime``, ``warmupWeight``,
+  11 protobuf, 12 json), ``timeout``/``_TIMEOUT``, ``appName``/``app_name``; warm-up from ``warmupTime``, ``warmupWeight``,
   ``startTime``. Every parameter is kept as metadata, the typed ones as typed fields.
 - Zones: a push carries the providers per zone. The local zone's providers get priority 0 and every other zone's
   priority 1, so the other zones serve only when the local one has no usable provider (zone failover).
@@ -21,12 +21,10 @@ from typing import Iterable, Mapping
 
 from discovery.model import EndpointSpec, split_address
 from discovery.registration import INTERFACE
-from discovery.sofa_params import sofa_weight
+from discovery.sofa_params import PROTOCOL_CODES, SERIALIZATION_CODES, sofa_weight
 
 DEFAULT_VERSION = "1.0"                  # SOFARPC's default service version
 DEFAULT_PORT = 12200                     # SOFARPC's bolt port, for a provider string that names none
-PROTOCOL_CODES = {"1": "bolt", "13": "tr"}                                  # RemotingConstants.PROTOCOL_*
-SERIALIZATION_CODES = {"1": "hessian", "2": "java", "4": "hessian2", "11": "protobuf"}
 _NAME_PART = re.compile(r"[^\s:@#&=?/]+")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 

@@ -1,17 +1,38 @@
-"""The SOFA mesh registry API: a drop-in for what sofa-rpc's ``registry-mesh`` client (``MeshApiClient``) calls.
+"""The SOFA mesh registry API: a drop-in for the sidecar that SOFA's mesh clients call.
 
-Routes (POST bodies are JSON; the client sends them as ``text/plain``; replies are
+Routes (POST bodies are JSON, read whatever the content type: SOFARPC sends ``text/plain``; replies are
 ``{"success": bool, "errorMessage": str, ...}``)::
 
     POST /configs/application   {appName, zone, dataCenter, antShareCloud, registryEndpoint, accessKey, secretKey}
     POST /services/publish      {serviceName, port, protocolType, providerMetaInfo{protocol, version, serializeType,
-                                 appName, properties{...}}, onlyPublishInCloud, host (meshd extension)}
+                                 appName, properties{...}}, onlyPublishInCloud, group, host (meshd extension)}
     POST /services/unpublish    {serviceName}
-    POST /services/subscribe    {serviceName, properties{...}, ...}  -> + {serviceName, datas: [provider URLs]}
+    POST /services/subscribe    {serviceName, protocolType, properties{...}, ...}  -> + {serviceName, datas: [URLs]}
     POST /services/unsubscribe  {serviceName}
     GET  /services              the application, every publication and subscription (with its providers)
     GET  /services/{serviceName}
     GET  /configs/application
+
+The clients, and what each sends (bodies copied from their sources in ``tests/unit/meshd/test_sofa_mesh_api.py``):
+
+- SOFARPC's ``registry-mesh`` (``MeshRegistry`` / ``MeshApiClient``, fastjson, null fields left out):
+  publish ``{serviceName, protocolType: "bolt", providerMetaInfo{protocol: "bolt", serializeType, appName,
+  version: "4.0", properties}, onlyPublishInCloud, group}`` (no port: the server port is app_address's);
+  subscribe ``{serviceName, protocolType: "bolt", properties, vipEnforce, vipOnly, localCloudFirst, group}``;
+  application ``{appName}``.
+- anthunder (PyPI, Ant's Python Bolt library, written for MOSN): publish ``{serviceName, providerMetaInfo{protocol:
+  "1", version: "4.0", serializeType: "protobuf", appName}, port: "<server port>", protocolType: "DEFAULT",
+  onlyPublishInCloud}``; subscribe and unpublish ``{serviceName}``; application ``{appName}`` plus whichever of
+  dataCenter, zone, registryEndPoint, accessKey, secretKey, antShareCloud are set.
+- MOSN's own model (``confreg/models.go``, removed in mosn/mosn@ce65f6051): ``{serviceName, providerMetaInfo{protocol,
+  version, serializeType, appName}}``; MOSN wrote ``providerMetaInfo.protocol`` verbatim as the registry data's
+  ``p=``, so it is SOFA's numeric code there.
+
+Protocols (``providerMetaInfo.protocol``, else ``protocolType``, else bolt) are names in any case (``bolt``,
+``BOLT``), SOFA's numeric remoting codes mapped as ``SofaRegistryHelper.parseProviderInfo`` maps registry data's
+``p=`` (:data:`PROTOCOL_CODES`: 1 = bolt, 13 = tr), or ``DEFAULT`` (SOFARPC's and anthunder's protocolType:
+no protocol named, bolt). ``serializeType`` may be SOFA's numeric code as well (:data:`SERIALIZATION_CODES`,
+as ``_SERIALIZETYPE`` is read). Anything else is a 400 naming the field and the value.
 
 ``serviceName`` is SOFARPC's unique name ``interface:version[:uniqueId]`` (``ConfigUniqueNameGenerator``); a
 bare interface means version ``1.0``. It becomes the interface (the cluster name, as every registry source
@@ -21,8 +42,8 @@ uniqueIds apart on the Bolt listener.
 Publishing registers the app's provider through the configured registry, as that registry's SDK would (a
 ZooKeeper source in the SOFARPC layout: ``bolt://host:port?version=..&uniqueId=..&appName=..`` with the online
 byte; in the Dubbo layout: a Java-style URL).
-Its address: the request's ``port`` (SOFARPC's client sends the server port) and ``host`` (a meshd
-extension; the Java client does not send one), else ``app_address`` (default ``127.0.0.1:12200``).
+Its address: the request's ``port`` (anthunder sends its server port; SOFARPC sends none) and ``host`` (a meshd
+extension; no client sends one), else ``app_address`` (default ``127.0.0.1:12200``, SOFARPC's server port).
 ``providerMetaInfo.properties`` become URL parameters (they win over meshd's defaults; ``weight``, ``timeout``,
 ``warmupTime``, ``warmupWeight`` must be integers); the application's ``zone`` is added as ``zone`` and the
 meta ``version`` (SOFA's registry data version, ``4.0``) as ``v``. Publishing the same serviceName again
@@ -31,9 +52,10 @@ replaces its node (a changed address unregisters the old one).
 Subscribing writes the consumer node and watches the interface, which creates the cluster; the reply waits
 up to ``subscribe_timeout`` for the first registry data and lists the enabled providers of that version and
 uniqueId as ``datas``. SOFARPC's ``MeshRegistry`` ignores those addresses: it sends Bolt to the registry host
-on port 12220 and only copies the query string of the first entry. So at start this API binds a Bolt listener
-on ``bolt_address`` (default ``127.0.0.1:12220``; an existing bolt/auto listener on that address is reused),
-which routes by the ``service`` header to the interface's cluster (the RPC default route).
+on port 12220 and only copies the query string of the first entry; anthunder 0.8 ignores the reply and calls
+127.0.0.1:12220. So at start this API binds a Bolt listener on ``bolt_address`` (default ``127.0.0.1:12220``;
+an existing bolt/auto listener on that address is reused), which routes by the ``service`` header to the
+interface's cluster (the RPC default route).
 
 Unpublish / unsubscribe of a serviceName that is not registered succeed (``removed: false``): repeats are
 idempotent, as the SDK retries.
@@ -49,6 +71,7 @@ from typing import Any
 from aiohttp import web
 
 from discovery.registration import INTERFACE, Registration
+from discovery.sofa_params import PROTOCOL_CODES, SERIALIZATION_CODES
 from meshd.config import ListenerConfig
 from meshd.registry_api.api import HOST, TOKEN, BadRequest, Body, RegistryApi, endpoint_url, join_address
 
@@ -62,6 +85,56 @@ NAME_PART = re.compile(r"[^\s:&=?#/%]+")
 INTEGER_PROPERTIES = ("weight", "_WEIGHT", "timeout", "_TIMEOUT", "warmupTime", "warmupWeight", "startTime")
 #: Application fields echoed by GET /configs/application only as "set".
 SECRET_FIELDS = frozenset({"accessKey", "secretKey"})
+#: The protocolType that names no protocol (SOFARPC's comments: "DEFAULT/XFIRE ..."; data ids end in ``@DEFAULT``
+#: for bolt and tr); anthunder always sends it.
+NO_PROTOCOL = "DEFAULT"
+
+
+def _codes(table: dict[str, str]) -> str:
+    return ", ".join(f"{code} = {name}" for code, name in table.items())
+
+
+def protocol_field(body: Body, key: str) -> str:
+    """``key`` as a protocol name (lower case); "" when absent or ``DEFAULT`` (the caller's default applies).
+
+    A name in any case, or SOFA's numeric code (:data:`PROTOCOL_CODES`); anything else is a :class:`BadRequest`.
+    """
+    text = body.text(key, pattern=None)
+    if text.isdigit():
+        if text not in PROTOCOL_CODES:
+            raise BadRequest(body.field(key), f"{text!r} is not a SOFA protocol code ({_codes(PROTOCOL_CODES)})")
+        return PROTOCOL_CODES[text]
+    if text.upper() == NO_PROTOCOL:
+        return ""
+    if text and not SCHEME.fullmatch(text):
+        raise BadRequest(body.field(key), f"{text!r} is not a protocol name or a SOFA protocol code "
+                                          f"({_codes(PROTOCOL_CODES)})")
+    return text.lower()
+
+
+def serialization_field(body: Body, key: str) -> str:
+    """``key`` as a serialization name: the name as sent, or SOFA's numeric code (:data:`SERIALIZATION_CODES`)."""
+    text = body.text(key, what="a serialization name")
+    if text.isdigit():
+        if text not in SERIALIZATION_CODES:
+            raise BadRequest(body.field(key), f"{text!r} is not a SOFA serialization code "
+                                              f"({_codes(SERIALIZATION_CODES)})")
+        return SERIALIZATION_CODES[text]
+    return text
+
+
+def application_info(body: Body) -> dict[str, str]:
+    """A ``/configs/application`` body as text fields (booleans such as ``antShareCloud`` as true/false)."""
+    info = {}
+    for key, value in body.data.items():
+        if isinstance(value, bool):
+            info[key] = "true" if value else "false"
+            continue
+        text = body.text(key, pattern=TOKEN if key in ("appName", "zone") else None,
+                         what="a name without spaces, '&', '=', '?' or '#'")
+        if text:
+            info[key] = text
+    return info
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +162,49 @@ class ServiceName:
 
     def __str__(self) -> str:
         return f"{self.interface}:{self.version}" + (f":{self.unique_id}" if self.unique_id else "")
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """A validated ``/services/publish`` body (any client's shape; see the module docstring)."""
+
+    name: ServiceName
+    protocol: str
+    serialization: str
+    application: str
+    host: str
+    port: int
+    parameters: dict[str, str]
+
+    @classmethod
+    def decode(cls, body: Body, application: dict[str, str], host: str, port: int) -> "PublishRequest":
+        """``application`` is the app's ``/configs/application`` info; ``host``/``port`` the default address."""
+        name = ServiceName.parse(body.text("serviceName", required=True, pattern=None))
+        meta = body.obj("providerMetaInfo")
+        properties = meta.params("properties", integers=INTEGER_PROPERTIES)
+        protocol = protocol_field(meta, "protocol") or protocol_field(body, "protocolType") or "bolt"
+        parameters = {"zone": application.get("zone", ""), "v": meta.text("version", what="a version")}
+        parameters = {k: v for k, v in parameters.items() if v}
+        parameters.update(properties)
+        return cls(name, protocol, serialization_field(meta, "serializeType"),
+                   meta.text("appName", what="an application name") or application.get("appName", ""),
+                   body.text("host", pattern=HOST, what="a host name or IP address") or host,
+                   body.port("port") or port, parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequest:
+    """A validated ``/services/subscribe`` body."""
+
+    name: ServiceName
+    protocol: str
+    parameters: dict[str, str]
+
+    @classmethod
+    def decode(cls, body: Body) -> "SubscribeRequest":
+        name = ServiceName.parse(body.text("serviceName", required=True, pattern=None))
+        properties = body.params("properties")
+        return cls(name, protocol_field(body, "protocolType") or "bolt", properties)
 
 
 @dataclass(slots=True)
@@ -145,16 +261,7 @@ class SofaMeshApi(RegistryApi):
 
     # -- application ----------------------------------------------------------------------------------
     async def post_application(self, request: web.Request) -> web.Response:
-        body = await self.body(request)
-        info = {}
-        for key, value in body.data.items():
-            if isinstance(value, bool):       # MOSN's model: antShareCloud is a boolean
-                info[key] = "true" if value else "false"
-                continue
-            text = body.text(key, pattern=TOKEN if key in ("appName", "zone") else None,
-                             what="a name without spaces, '&', '=', '?' or '#'")
-            if text:
-                info[key] = text
+        info = application_info(await self.body(request))
         self.application = info
         log.info("sofa registry API: application %s (zone %s)", info.get("appName", "-"), info.get("zone", "-"))
         return self.ok()
@@ -167,35 +274,18 @@ class SofaMeshApi(RegistryApi):
 
     # -- publishing -----------------------------------------------------------------------------------
     async def post_publish(self, request: web.Request) -> web.Response:
-        body = await self.body(request)
-        name = ServiceName.parse(body.text("serviceName", required=True, pattern=None))
-        meta = body.obj("providerMetaInfo")
-        properties = meta.params("properties", integers=INTEGER_PROPERTIES)
-        protocol = meta.text("protocol", pattern=SCHEME, what="a protocol name") or \
-            self._protocol_type(body) or "bolt"
-        serialization = meta.text("serializeType", what="a serialization name")
-        application = meta.text("appName", what="an application name") or self.application.get("appName", "")
-        host = body.text("host", pattern=HOST, what="a host name or IP address") or self.app_host
-        address = join_address(host, body.port("port") or self.app_port)
-        parameters = {"zone": self.application.get("zone", ""), "v": meta.text("version", what="a version")}
-        parameters = {k: v for k, v in parameters.items() if v}
-        parameters.update(properties)
+        req = PublishRequest.decode(await self.body(request), self.application, self.app_host, self.app_port)
+        name, address = req.name, join_address(req.host, req.port)
         async with self.lock:
-            reg = await self.publish(name.interface, address, application=application, group=name.unique_id,
-                                     version=name.version, protocol=protocol.lower(), serialization=serialization,
-                                     parameters=parameters)
+            reg = await self.publish(name.interface, address, application=req.application, group=name.unique_id,
+                                     version=name.version, protocol=req.protocol, serialization=req.serialization,
+                                     parameters=req.parameters)
             old = self.published.get(str(name))
             if old is not None and old.registration.path != reg.path:
                 await self.unpublish(old.registration)
             self.published[str(name)] = Entry(name, reg)
-        log.info("sofa registry API: published %s at %s", name, address)
+        log.info("sofa registry API: published %s at %s (%s)", name, address, req.protocol)
         return self.ok(serviceName=str(name), url=reg.url)
-
-    @staticmethod
-    def _protocol_type(body: Body) -> str:
-        """``protocolType`` when it names a protocol (SOFARPC also sends ``DEFAULT``, meaning bolt)."""
-        value = body.text("protocolType", pattern=SCHEME, what="a protocol name")
-        return "" if value.upper() == "DEFAULT" else value
 
     async def post_unpublish(self, request: web.Request) -> web.Response:
         body = await self.body(request)
@@ -209,14 +299,12 @@ class SofaMeshApi(RegistryApi):
 
     # -- subscribing ----------------------------------------------------------------------------------
     async def post_subscribe(self, request: web.Request) -> web.Response:
-        body = await self.body(request)
-        name = ServiceName.parse(body.text("serviceName", required=True, pattern=None))
-        properties = body.params("properties")
-        protocol = self._protocol_type(body) or "bolt"
+        req = SubscribeRequest.decode(await self.body(request))
+        name = req.name
         async with self.lock:
             reg = await self.subscribe_consumer(
                 name.interface, application=self.application.get("appName", ""), group=name.unique_id,
-                version=name.version, protocol=protocol.lower(), parameters=properties)
+                version=name.version, protocol=req.protocol, parameters=req.parameters)
             old = self.subscribed.get(str(name))
             if old is not None and old.registration.path != reg.path and old.registration.key != reg.key:
                 await self.unsubscribe_consumer(old.registration)

@@ -63,7 +63,8 @@ def bolt_calls(port: int, *args: str) -> list[Any]:
 
 
 def publish_body(service_name: str, port: int, **properties: str) -> dict:
-    """What sofa-rpc's MeshRegistry.buildPublishServiceRequest sends."""
+    """What sofa-rpc's MeshRegistry.buildPublishServiceRequest sends, plus anthunder's ``port`` (SOFARPC sends
+    none; the sofa-rpc-node server here listens on a free port)."""
     return {"serviceName": service_name, "port": str(port), "protocolType": "bolt", "onlyPublishInCloud": False,
             "providerMetaInfo": {"protocol": "bolt", "version": "4.0", "serializeType": "hessian2",
                                  "appName": "calc-app", "properties": properties}}
@@ -164,6 +165,40 @@ def test_sofa_versions_and_unique_ids_select_their_providers_on_the_bolt_listene
             node.stop()
 
 
+def test_sofa_publish_takes_every_real_clients_body(meshd_run, zk_server, zk_root, zk_writer):
+    """The publish bodies of SOFARPC, anthunder and MOSN's model (tests/unit/meshd/test_sofa_mesh_api.py cites
+    the sources), numeric protocol codes mapped as SOFA maps them; each lands in ZooKeeper as SOFARPC writes it."""
+    config, api = sofa_api(zk_source(zk_server.address, zk_root, layout="sofarpc"))
+    meshd_run(config)
+    sofa_ok(api, "/configs/application", {"appName": "calc-app", "zone": "zone-a"})
+    meta = {"version": "4.0", "appName": "calc-app"}
+    bodies = {
+        "sofarpc": {"onlyPublishInCloud": False, "protocolType": "bolt", "providerMetaInfo": {
+            **meta, "protocol": "bolt", "serializeType": "hessian2", "properties": {"sofa.group": "g1"}}},
+        "anthunder": {"providerMetaInfo": {**meta, "protocol": "1", "serializeType": "protobuf"}, "port": "12201",
+                      "protocolType": "DEFAULT", "onlyPublishInCloud": False},
+        "mosn": {"providerMetaInfo": {**meta, "protocol": "1", "serializeType": "4"}},
+        "tr": {"providerMetaInfo": {**meta, "protocol": "13"}, "protocolType": "DEFAULT", "port": 12203},
+        "upper": {"providerMetaInfo": {**meta, "protocol": "BOLT"}, "protocolType": "Bolt", "port": 12204},
+    }
+    for unique_id, body in bodies.items():
+        sofa_ok(api, "/services/publish", {"serviceName": f"{CALC}:1.0:{unique_id}", **body})
+    urls = {dict(p.split("=", 1) for p in url.partition("?")[2].split("&"))["uniqueId"]: url
+            for url in children(zk_writer, SOFA_PROVIDERS)}
+    assert sorted(urls) == sorted(bodies)
+    expected = {"sofarpc": ("bolt://127.0.0.1:12200", "hessian2"), "anthunder": ("bolt://127.0.0.1:12201", "protobuf"),
+                "mosn": ("bolt://127.0.0.1:12200", "hessian2"), "tr": ("tr://127.0.0.1:12203", "hessian2"),
+                "upper": ("bolt://127.0.0.1:12204", "hessian2")}
+    for unique_id, (address, serialization) in expected.items():
+        url = urls[unique_id]
+        params = url.partition("?")[2].split("&")
+        assert url.partition("?")[0] == address, url
+        for param in (f"protocol={address.partition(':')[0]}", f"serialization={serialization}", "v=4.0",
+                      "zone=zone-a", "appName=calc-app"):
+            assert param in params, (param, url)
+    assert "sofa.group=g1" in urls["sofarpc"].split("&")
+
+
 # -------------------------------------------------------------------------------------------- Dubbo
 @needs_peers
 def test_dubbo_pubsub_api_full_cycle_with_apache_dubbo_js(meshd_run, zk_server, zk_root, zk_writer):
@@ -232,6 +267,14 @@ SOFA_BAD = [
     ("/services/subscribe", {"serviceName": f"{CALC}:1.0:blue:extra"}, "serviceName: 'com.example.Calc:1.0:blue:extra'"),
     ("/services/unsubscribe", {}, "serviceName: required"),
     ("/configs/application", {"appName": "my app"}, "appName: 'my app' is not a name"),
+    ("/services/publish", {"serviceName": f"{CALC}:1.0", "providerMetaInfo": {"protocol": "7"}},
+     "providerMetaInfo.protocol: '7' is not a SOFA protocol code (1 = bolt, 13 = tr)"),
+    ("/services/publish", {"serviceName": f"{CALC}:1.0", "protocolType": "bo lt"},
+     "protocolType: 'bo lt' is not a protocol name or a SOFA protocol code (1 = bolt, 13 = tr)"),
+    ("/services/publish", {"serviceName": f"{CALC}:1.0", "providerMetaInfo": {"serializeType": "3"}},
+     "providerMetaInfo.serializeType: '3' is not a SOFA serialization code"),
+    ("/services/subscribe", {"serviceName": f"{CALC}:1.0", "protocolType": "99"},
+     "protocolType: '99' is not a SOFA protocol code"),
 ]
 DUBBO_BAD = [
     ("/pub", b"", "body: empty"),
