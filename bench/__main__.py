@@ -6,7 +6,8 @@ relay / meshd / meshd with governance), ``governance`` (entry+exit µs), ``subse
 routing and a retry policy vs plain, same run), ``zookeeper`` (2,000 services × 10 providers), ``rules``
 (push-to-applied latency per rule source; 1,000 flow rules pushed under Dubbo load), ``xds`` (5,000 clusters ×
 20 endpoints over ADS: full apply, RSS, one EDS change), ``nacos`` (2,000 services × 10 instances: full sync,
-RSS, one change).
+RSS, one change), ``sofaregistry`` (2,000 data ids × 10 publishers, the session server in its own process: full
+sync, one change routable, RSS).
 ``python -m bench [--quick] [scenario ...]``.
 """
 
@@ -22,7 +23,7 @@ from bench import harness
 
 OUT = Path(__file__).resolve().parent / "out"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper", "rules", "xds", "nacos")
+SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper", "rules", "xds", "nacos", "sofaregistry")
 
 
 def run(names: list[str], quick: bool) -> dict:
@@ -56,6 +57,9 @@ def run(names: list[str], quick: bool) -> dict:
         elif name == "nacos":
             from bench import nacos_bench
             results[name] = nacos_bench.run(work, services=500 if quick else 2000)
+        elif name == "sofaregistry":
+            from bench import sofaregistry_bench
+            results[name] = sofaregistry_bench.run(work, services=500 if quick else 2000, changes=50 if quick else 200)
         results[name]["elapsed_s"] = round(time.monotonic() - t0, 1)
     return results
 
@@ -101,7 +105,31 @@ def table(results: dict) -> str:
         x = results.get(name)
         if x:
             lines.append(f"**{name}**: {json.dumps({k: v for k, v in x.items() if k != 'elapsed_s'})}\n")
+    s = results.get("sofaregistry")
+    if s:
+        lines.append(sofaregistry_table(s))
     return "\n".join(lines)
+
+
+def sofaregistry_table(s: dict) -> str:
+    change, t, met = s["change_routable_ms"], s["targets"], s["met"]
+    rss = max(s["rss_at_ready_mb"], s["rss_after_sync_mb"], s["rss_at_end_mb"])
+    yes = {True: "yes", False: "**no**"}
+    return "\n".join([
+        f"**sofaregistry** ({s['data_ids']:,} data ids × {s['publishers_per_data_id']} publishers, session server in "
+        f"its own process; {change['n']} changes, one at a time, {s['change_gap_ms']} ms apart)\n",
+        "| measure | value | target | met |", "|---|---|---|---|",
+        f"| full sync (spawn → every cluster complete; /ready at {s['ready_s']} s) | {s['full_sync_s']} s "
+        f"| < {t['full_sync_s']:g} s | {yes[met['full_sync_s']]} |",
+        f"| one change routable p50 / p99 / max (add {s['add_ms']['p99']}, remove {s['remove_ms']['p99']} p99) "
+        f"| {change['p50']} / {change['p99']} / {change['max']} ms | p99 < {t['change_p99_ms']:g} ms "
+        f"| {yes[met['change_p99_ms']]} |",
+        f"| meshd RSS at ready / after sync / at end | {s['rss_at_ready_mb']} / {s['rss_after_sync_mb']} / "
+        f"{s['rss_at_end_mb']} MB | < {t['rss_mb']:g} MB (max {rss}) | {yes[met['rss_mb']]} |",
+        f"| meshd CPU to ready / in all | {s['meshd_cpu_to_ready_s']} / {s['meshd_cpu_s']} s | | |",
+        f"| one admin poll (`GET /clusters/{{name}}`) p50 / p99 | {s['poll_ms']['p50']} / {s['poll_ms']['p99']} ms "
+        f"| | |",
+        "", f"`{json.dumps({k: v for k, v in s.items() if k != 'elapsed_s'})}`", ""])
 
 
 def main(argv: list[str] | None = None) -> int:
