@@ -1,8 +1,9 @@
 """The admin API (aiohttp; never on the forwarding path). Binds 127.0.0.1:15000 unless configured.
 
-``GET /healthz`` ``GET /ready`` ``GET /clusters`` ``GET /clusters/{name}`` ``GET /routes`` ``GET /listeners`` ``GET /config_dump``
-``GET /stats/prometheus`` ``POST /drain``; runtime rules: ``GET /rules``, ``PUT /rules/{kind}`` (the ``http``
-rule source), ``GET /rules/history[?kind=]``, ``GET /rules/status``, ``POST /rules/rollback {"kind", "version"}``.
+``GET /healthz`` ``GET /ready`` ``GET /clusters`` ``GET /clusters/{name}`` ``GET /routes`` ``GET /listeners``
+``GET /certs`` ``GET /config_dump`` ``GET /stats/prometheus`` ``POST /drain``; runtime rules: ``GET /rules``,
+``PUT /rules/{kind}`` (the ``http`` rule source), ``GET /rules/history[?kind=]``, ``GET /rules/status``,
+``POST /rules/rollback {"kind", "version"}``.
 
 The server is handed what it shows and the few callables it may call (:class:`AdminServer`'s arguments);
 it knows nothing of the daemon object that owns them.
@@ -64,6 +65,7 @@ class AdminServer:
         r.add_get("/clusters/{name:.+}", self.cluster)
         r.add_get("/routes", self.routes)
         r.add_get("/listeners", self.listeners)
+        r.add_get("/certs", self.certs)
         r.add_get("/config_dump", self.config_dump)
         r.add_get("/stats/prometheus", self.prometheus)
         r.add_post("/drain", self.drain)
@@ -117,6 +119,12 @@ class AdminServer:
     async def listeners(self, request: web.Request) -> web.Response:
         return _json({"listeners": [x.to_json() for x in self.listener_list], "admin": self.bound,
                       "errors": dict(self.listener_errors)})
+
+    async def certs(self, request: web.Request) -> web.Response:
+        """Every TLS context: its certificates (subject, SANs, serial, not-after, file), last error, handshake
+        failures by listener and reason."""
+        tls = self.runtime.tls
+        return _json(tls.to_json() if tls is not None else {"tls": [], "handshake_errors": []})
 
     async def config_dump(self, request: web.Request) -> web.Response:
         # SecretStr fields dump as '**********' in JSON mode: secrets never leave the process.

@@ -43,6 +43,9 @@ from meshd.runtime_rules import (RulesCollector, build_config_center, cluster_ki
                                  load_config_rules, route_kind)
 from meshd.sentinel_dashboard import DashboardComponent
 from meshd.stats import Stats
+from meshd.tls.certs import CertError
+from meshd.tls.context import ClientTls, ServerTls
+from meshd.tls.registry import TlsRegistry
 from meshd.upstream.cluster import ClusterManager
 
 log = logging.getLogger("meshd")
@@ -79,6 +82,7 @@ class Meshd:
         self.model = ClusterModel(source_order=[STATIC_SOURCE] + [s.name for s in config.discovery])
         self.stats = Stats()
         self.access_log = AccessLog(config.access_log.path)
+        self.tls = TlsRegistry()
         self.sources: list[Source] = []
         self.listeners: list[Listener] = []
         self.routes = {rc.name: RouteTable(rc) for rc in config.route_configs}
@@ -102,9 +106,15 @@ class Meshd:
                 EndpointSpec(address=e.address, weight=e.weight, zone=e.zone, priority=e.priority,
                              group=e.metadata.get("group", ""), version=e.metadata.get("version", ""),
                              metadata=e.metadata) for e in c.endpoints))
-        self.clusters = ClusterManager(self.config, self.model, stats=self.stats)
+        for lc in self.config.listeners:
+            if lc.tls is not None:
+                self._listener_tls(lc)
+        self.clusters = ClusterManager(self.config, self.model, stats=self.stats, tls_for=self._cluster_tls)
         self.stats.clusters = lambda: list(self.clusters.clusters.values())
         self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
+        self.runtime.tls = self.tls
+        self.stats.registry.register(self.tls)
+        self.tls.start()
         self.runtime.governance = self._governor()
         self.rules = self._config_center()
         await self.rules.start()
@@ -236,8 +246,33 @@ class Meshd:
             log.warning("discovery %s: no sync within %.1fs; ready anyway with what it has", source.name, timeout)
             self.ready_reasons.pop(source.name, None)
 
+    def _listener_tls(self, lc: Any) -> ServerTls:
+        """The TLS of listener ``lc`` (files read and checked now: a bad set fails the start, naming the file)."""
+        spec, path = lc.tls, lambda p: str(self.config.resolve_path(p)) if p else None
+        return self.tls.add(ServerTls(f"listener:{lc.name}", [(path(c.cert), path(c.key)) for c in spec.certificates],
+                                      client_ca=path(spec.client_ca), require_client_cert=spec.require_client_cert,
+                                      allowed_sans=spec.allowed_sans, min_version=spec.min_version, alpn=spec.alpn))
+
+    def _cluster_tls(self, name: str, spec: Any) -> ClientTls | None:
+        """The TLS of cluster ``name`` for its settings' ``tls`` (one context per cluster, rebuilt when it changes)."""
+        if spec is None:
+            self.tls.materials.pop(f"cluster:{name}", None)
+            return None
+        key = f"cluster:{name}"
+        found = self.tls.client(key)
+        if found is not None and found.spec == spec:
+            return found
+        path = lambda p: str(self.config.resolve_path(p)) if p else None
+        tls = ClientTls(key, ca=path(spec.ca), cert=path(spec.cert), key=path(spec.key), sni=spec.sni,
+                        verify_san=spec.verify_san, min_version=spec.min_version, alpn=spec.alpn)
+        tls.spec = spec
+        self.tls.add(tls)
+        return tls
+
     async def add_listener(self, lc: Any) -> Listener:
         """Bind one listener (also at runtime: registry APIs add the Bolt port SOFARPC's mesh client uses)."""
+        if lc.tls is not None and self.tls.server(f"listener:{lc.name}") is None:
+            self._listener_tls(lc)
         ref = lc.route_config
         routes = self.discovered_routes.get(str(ref)) if isinstance(ref, DiscoveredRoutes) else \
             self.routes.get(ref) if ref else None
@@ -307,6 +342,7 @@ class Meshd:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for listener in self.listeners:
             listener.stop_accepting()
+        await self.tls.stop()
         for conn in list(self.runtime.connections if self.runtime else ()):
             conn.close()
         for extra in reversed(self.extras):
@@ -378,7 +414,7 @@ def run_command(path: str, log_level: str = "info") -> int:
         app = Meshd(config)
         try:
             await app.start()
-        except OSError as exc:
+        except (OSError, CertError) as exc:
             log.error("cannot start: %s", exc)
             await app.stop()
             return 1

@@ -284,6 +284,65 @@ class CircuitBreakers(Model):
     retry_budget: RetryBudget | None = None
 
 
+# ------------------------------------------------------------------------------------------------------ TLS
+def _san_patterns(value: str | list[str] | None) -> list[str]:
+    from meshd.tls.san import check_pattern
+    items = [value] if isinstance(value, str) else list(value or [])
+    return [check_pattern(p) for p in items]
+
+
+class TlsCertificate(Model):
+    cert: str = Field(min_length=1)          # PEM certificate chain (leaf first); paths relative to the config
+    key: str = Field(min_length=1)
+
+
+class ListenerTls(Model):
+    """Downstream TLS (docs/configuration.md, "TLS"): certificates chosen by SNI, mTLS, rotation by file watch."""
+
+    certificates: list[TlsCertificate] = Field(min_length=1)   # exact names, then "*.example.com", then the first
+    client_ca: str | None = None             # mTLS: verify client certificates against this CA bundle
+    require_client_cert: bool = False
+    allowed_sans: list[str] = []             # verified clients must carry one (SPIFFE ids: "*" = one segment)
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    alpn: list[str] = []
+    plaintext: Literal["allow", "deny"] = "deny"   # auto listeners only: also accept plaintext (migration)
+    handshake_timeout: Duration = 10.0
+
+    @field_validator("allowed_sans")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return _san_patterns(value)
+
+    @model_validator(mode="after")
+    def _client_ca_needed(self) -> "ListenerTls":
+        if (self.require_client_cert or self.allowed_sans) and not self.client_ca:
+            raise PydanticCustomError("tls", "require_client_cert and allowed_sans need a client_ca", {})
+        return self
+
+
+class ClusterTls(Model):
+    """Upstream TLS towards a cluster's endpoints."""
+
+    ca: str | None = None                    # verify servers against this bundle (default: the system's CAs)
+    cert: str | None = None                  # mTLS: the client certificate and key meshd presents
+    key: str | None = None
+    sni: str | None = None
+    verify_san: list[str] = []               # the server must carry one of these SANs (then the SNI is not checked)
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    alpn: list[str] = []
+
+    @field_validator("verify_san", mode="before")
+    @classmethod
+    def _patterns(cls, value: str | list[str] | None) -> list[str]:
+        return _san_patterns(value)
+
+    @model_validator(mode="after")
+    def _pair(self) -> "ClusterTls":
+        if bool(self.cert) != bool(self.key):
+            raise PydanticCustomError("tls", "cert and key go together", {})
+        return self
+
+
 class ZoneAware(Model):
     local_zone: str | None = None            # default: MESHD_ZONE from the environment
     min_healthy_percent: float = Field(default=70.0, ge=0, le=100)
@@ -308,6 +367,7 @@ class ClusterSettings(Model):
     # so neither does meshd unless asked (50 gives Envoy's behaviour).
     panic_threshold: float = Field(default=0.0, ge=0, le=100)
     zone_aware: ZoneAware | None = None
+    tls: ClusterTls | None = None            # dial the endpoints with TLS (cluster_defaults: discovered clusters too)
 
 
 class ClusterConfig(ClusterSettings):
@@ -353,6 +413,7 @@ class ListenerConfig(Model):
     sniff_timeout: Duration = 5.0            # auto: a client that sends no recognisable prefix is closed
     # request header (HTTP), attachment (Dubbo) or header-map entry (Bolt) → subset metadata key
     header_to_metadata: dict[str, str] = {}
+    tls: ListenerTls | None = None           # terminate TLS (auto: sniffed first; plaintext per tls.plaintext)
 
     @field_validator("header_to_metadata")
     @classmethod
@@ -365,6 +426,9 @@ class ListenerConfig(Model):
             raise PydanticCustomError("listener", "an http listener needs a route_config", {})
         if self.protocol == "tcp" and self.cluster is None:
             raise PydanticCustomError("listener", "a tcp listener needs a cluster", {})
+        if self.tls is not None and self.tls.plaintext == "allow" and self.protocol != "auto":
+            raise PydanticCustomError("listener", "tls.plaintext: allow needs protocol auto (TLS is sniffed there)",
+                                      {})
         return self
 
 

@@ -33,6 +33,7 @@ class Runtime:
         self.connections: set[Any] = set()    # open downstream protocol objects (for drain and idle sweep)
         self.governance: Any = None           # meshd.proxy.governor.Governor once governance is wired
         self.in_flight = 0
+        self.tls: Any = None                  # meshd.tls.registry.TlsRegistry (listeners' and clusters' TLS)
 
 
 class GovernedExchange:

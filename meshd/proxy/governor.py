@@ -5,10 +5,10 @@ Each *attempt* of a request enters the engine (so retries meet the same limits a
 - RPC: two resources, like Sentinel's Dubbo adapter — the service (``org.example.DemoService``) and the
   method (``org.example.DemoService:sayHello``) — inbound (system rules see them), with the caller app
   as origin (Dubbo ``remote.application`` attachment; Bolt ``app`` or ``rpc_trace_context.sofaCallerApp``
-  header). Hotspot rules get the call's arguments and attachments, decoded only when a hotspot rule
-  names the resource.
+  header), or the verified TLS client's identity (its SPIFFE id or name) when the listener has mTLS. Hotspot
+  rules get the call's arguments and attachments, decoded only when a hotspot rule names the resource.
 - HTTP: one resource, ``governance.http_resource`` (default ``{method}:{host}{route}``, the route's
-  prefix/path), origin from ``governance.http_origin_header``.
+  prefix/path), origin the TLS client's identity, else ``governance.http_origin_header``.
 
 A block answers the request itself: HTTP ``block_status`` (429) with ``block_body``, Dubbo status 100
 (SERVER_THREADPOOL_EXHAUSTED_ERROR) naming the rule, Bolt status 4 (SERVER_THREADPOOL_BUSY). A throttled
@@ -138,7 +138,7 @@ class Governor:
         resources, needs_args, needs_origin = self._plan_resources(ex.plan)
         if not resources:
             return None
-        origin = ex.adapter.origin(ex.event) if needs_origin else ""
+        origin = (ex.down.identity or ex.adapter.origin(ex.event)) if needs_origin else ""
         args: tuple = ()
         attachments = None
         if needs_args:
@@ -165,7 +165,7 @@ class Governor:
         origin = ""
         if needs_origin:
             name = self.config.http_origin_header.lower().encode()
-            origin = next((v.decode("latin-1") for n, v in ex.raw if n.lower() == name), "")
+            origin = ex.down.identity or next((v.decode("latin-1") for n, v in ex.raw if n.lower() == name), "")
         attachments = None
         if needs_args:
             attachments = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in ex.raw}

@@ -72,6 +72,7 @@ class _HeadersTooLarge(Exception):
 
 
 class HttpDownstream(asyncio.Protocol):
+    identity = ""                             # the verified TLS peer's SPIFFE id or name (caller origin)
     """One client connection."""
 
     def __init__(self, ctx: ListenerContext) -> None:

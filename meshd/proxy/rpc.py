@@ -110,6 +110,7 @@ class _Plan:
 
 
 class RpcDownstream(asyncio.Protocol):
+    identity = ""                             # the verified TLS peer's SPIFFE id or name (caller origin)
     """One caller connection speaking ``adapter``'s protocol.
 
     Every request becomes an :class:`RpcExchange` and is forwarded by a :class:`_Plan` in
@@ -726,6 +727,8 @@ def _decision(route: Any, name: str, md: dict[str, str], ctx: ListenerContext) -
 class AutoDownstream(asyncio.Protocol):
     """Sniffs the first bytes, then becomes the HTTP/1.1, Dubbo or Bolt handler for the connection."""
 
+    identity = ""
+
     def __init__(self, ctx: ListenerContext) -> None:
         self.ctx = ctx
         self.rt = ctx.runtime
@@ -765,6 +768,7 @@ class AutoDownstream(asyncio.Protocol):
             handler: asyncio.Protocol = HttpDownstream(self.ctx)
         else:
             handler = RpcDownstream(self.ctx, ADAPTERS[result.protocol])
+        handler.identity = self.identity
         self.transport.set_protocol(handler)
         handler.connection_made(self.transport)
         handler.data_received(self.buf)

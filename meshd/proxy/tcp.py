@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from meshd.proxy.context import ListenerContext
+from meshd.tls.dial import dial
 
 log = logging.getLogger("meshd.tcp")
 
@@ -37,6 +38,7 @@ class _Upstream(asyncio.Protocol):
 
 
 class TcpDownstream(asyncio.Protocol):
+    identity = ""                             # the verified TLS peer's SPIFFE id or name
     def __init__(self, ctx: ListenerContext) -> None:
         self.ctx = ctx
         self.rt = ctx.runtime
@@ -69,8 +71,8 @@ class TcpDownstream(asyncio.Protocol):
             tried.append(host)
             try:
                 async with asyncio.timeout(cluster.settings.connect_timeout):
-                    _, self.upstream = await self.rt.loop.create_connection(lambda: _Upstream(self), host.host,
-                                                                            host.port)
+                    _, self.upstream = await dial(self.rt.loop, lambda: _Upstream(self), host.host, host.port,
+                                                  cluster.tls)
             except (OSError, asyncio.TimeoutError) as exc:
                 log.warning("listener %s: connect to %s failed: %s", self.ctx.name, host.address, exc)
                 continue

@@ -48,6 +48,8 @@ class HostSet:
 
 
 class ClusterRuntime:
+    tls: Any = None                           # meshd.tls.context.ClientTls: dial the endpoints with TLS
+
     def __init__(self, name: str, settings: ClusterSettings, rng: random.Random,
                  clock: Callable[[], float] = time.monotonic, stats: Any = None) -> None:
         self.name = name
@@ -254,9 +256,11 @@ class ClusterManager:
     """All cluster runtimes, fed by model diffs; owns the upstream pools' and health checkers' lifecycle."""
 
     def __init__(self, config: Config, model: ClusterModel, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.monotonic, stats: Any = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, stats: Any = None,
+                 tls_for: Callable[[str, Any], Any] = lambda name, spec: None) -> None:
         self.config = config
         self.model = model
+        self.tls_for = tls_for                 # (cluster name, settings.tls) → ClientTls or None
         self.rng = rng or random.Random()
         self.clock = clock
         self.stats = stats
@@ -308,6 +312,7 @@ class ClusterManager:
             runtime.health.stop()
             runtime.health = None
         runtime.configure(self.settings_for(runtime.name))
+        runtime.tls = self.tls_for(runtime.name, runtime.settings.tls)
         self._start_health(runtime)
 
     def start_health_checks(self) -> None:
@@ -323,6 +328,7 @@ class ClusterManager:
 
     def _create(self, name: str) -> ClusterRuntime:
         runtime = ClusterRuntime(name, self.settings_for(name), self.rng, self.clock, self.stats)
+        runtime.tls = self.tls_for(name, runtime.settings.tls)
         cluster = self.model.cluster(name)
         if cluster is not None and cluster.endpoints:
             runtime.apply(ClusterDiff(name, added=tuple(cluster.endpoints.values())))

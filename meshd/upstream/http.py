@@ -19,6 +19,7 @@ import httptools
 from meshd import writebatch
 from meshd.codec.http1 import HOP_BY_HOP, whole_head
 from meshd.codec.outcome import Outcome, Result
+from meshd.tls.dial import dial
 from meshd.upstream.pool import CONNECT, OVERFLOW, USE, PoolState
 
 log = logging.getLogger("meshd.upstream")
@@ -275,7 +276,7 @@ class HttpPool:
         self.connects += 1
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                _, conn = await self.loop.create_connection(lambda: UpstreamHttpConnection(self), host.host, host.port)
+                _, conn = await dial(self.loop, lambda: UpstreamHttpConnection(self), host.host, host.port, self.cluster.tls)
         except (OSError, asyncio.TimeoutError) as exc:
             self.connect_failures += 1
             if self.stats is not None:

@@ -26,6 +26,7 @@ from typing import Any
 from meshd import writebatch
 from meshd.codec.base import CodecError
 from meshd.codec.outcome import Outcome, Result
+from meshd.tls.dial import dial
 
 log = logging.getLogger("meshd.mux")
 
@@ -313,7 +314,7 @@ class MuxPool:
         self.connects += 1
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                _, conn = await self.loop.create_connection(lambda: MuxConnection(self), host.host, host.port)
+                _, conn = await dial(self.loop, lambda: MuxConnection(self), host.host, host.port, self.cluster.tls)
         except (OSError, asyncio.TimeoutError) as exc:
             self.connecting -= 1
             self.cluster.connections -= 1
