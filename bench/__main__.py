@@ -1,7 +1,8 @@
 """``make bench``: every benchmark scenario in one invocation; JSON to bench/out/, a table appended to
 bench/RESULTS.md.
 
-Scenarios: ``http`` (direct / meshd / nginx / haproxy), ``dubbo`` and ``bolt`` (pipelined: direct / byte
+Scenarios: ``http`` (direct / meshd / nginx / haproxy), ``https`` (meshd and nginx terminating TLS: keep-alive
+and new handshakes), ``dubbo`` and ``bolt`` (pipelined: direct / byte
 relay / meshd / meshd with governance), ``governance`` (entry+exit µs), ``subset`` (HTTP with subset
 routing and a retry policy vs plain, same run), ``zookeeper`` (2,000 services × 10 providers), ``rules``
 (push-to-applied latency per rule source; 1,000 flow rules pushed under Dubbo load), ``xds`` (5,000 clusters ×
@@ -23,7 +24,7 @@ from bench import harness
 
 OUT = Path(__file__).resolve().parent / "out"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SCENARIOS = ("http", "subset", "dubbo", "bolt", "governance", "zookeeper", "rules", "xds", "nacos", "sofaregistry")
+SCENARIOS = ("http", "https", "subset", "dubbo", "bolt", "governance", "zookeeper", "rules", "xds", "nacos", "sofaregistry")
 
 
 def run(names: list[str], quick: bool) -> dict:
@@ -36,6 +37,9 @@ def run(names: list[str], quick: bool) -> dict:
         if name == "http":
             from bench import http_scenario
             results[name] = http_scenario.run(work, rounds=rounds, seconds=seconds)
+        elif name == "https":
+            from bench import https_scenario
+            results[name] = https_scenario.run(work, rounds=rounds, seconds=seconds)
         elif name == "subset":
             from bench import subset_scenario
             results[name] = subset_scenario.run(work, rounds=rounds, seconds=seconds)
@@ -108,6 +112,17 @@ def table(results: dict) -> str:
     s = results.get("sofaregistry")
     if s:
         lines.append(sofaregistry_table(s))
+    h = results.get("https")
+    if h and "keepalive" in h:
+        lines.append(f"**https** (TLS 1.3, ECDSA P-256; {h['connections']} connections; keep-alive, and "
+                     f"`Connection: close` = one new handshake per request, no resumption)\n")
+        lines.append("| target | mode | req/s | p50 ms | p99 ms | proxy CPU µs/req | rounds req/s |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for mode in ("keepalive", "handshakes"):
+            for name, t in h[mode].items():
+                lines.append(f"| {name} | {mode} | {t['rps']} | {t['p50_ms']} | {t['p99_ms']} | "
+                             f"{t['cpu_us_per_request']} | {t['rounds_rps']} |")
+        lines.append(f"\nratios: {json.dumps(h.get('ratios', {}))} (targets: keepalive ≥ 0.6, handshakes ≥ 0.5)\n")
     return "\n".join(lines)
 
 

@@ -148,11 +148,14 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def run_wrk(port: int, connections: int, seconds: float, path: str = "/", script: str | None = None) -> Round:
+def run_wrk(port: int, connections: int, seconds: float, path: str = "/", script: str | None = None,
+            scheme: str = "http", headers: tuple[str, ...] = ()) -> Round:
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     if script:
         argv += ["-s", script]
-    out = subprocess.run(pinned(LOAD_CPU, argv + [f"http://127.0.0.1:{port}{path}"]), capture_output=True,
+    for header in headers:
+        argv += ["-H", header]
+    out = subprocess.run(pinned(LOAD_CPU, argv + [f"{scheme}://127.0.0.1:{port}{path}"]), capture_output=True,
                          text=True, timeout=seconds + 30).stdout
     if "requests in" not in out:
         raise RuntimeError(f"wrk against port {port} produced no result:\n{out}")
