@@ -109,7 +109,8 @@ class Meshd:
         for lc in self.config.listeners:
             if lc.tls is not None:
                 self._listener_tls(lc)
-        self.clusters = ClusterManager(self.config, self.model, stats=self.stats, tls_for=self._cluster_tls)
+        self.clusters = ClusterManager(self.config, self.model, stats=self.stats, tls_for=self._cluster_tls,
+                                       marked_tls=True)
         self.stats.clusters = lambda: list(self.clusters.clusters.values())
         self.runtime = Runtime(self.config, self.clusters, self.stats, self.access_log)
         self.runtime.tls = self.tls

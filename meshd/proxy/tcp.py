@@ -72,7 +72,7 @@ class TcpDownstream(asyncio.Protocol):
             try:
                 async with asyncio.timeout(cluster.settings.connect_timeout):
                     _, self.upstream = await dial(self.rt.loop, lambda: _Upstream(self), host.host, host.port,
-                                                  cluster.tls)
+                                                  cluster.tls_for(host))
             except (OSError, asyncio.TimeoutError) as exc:
                 log.warning("listener %s: connect to %s failed: %s", self.ctx.name, host.address, exc)
                 continue

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from discovery.model import ClusterDiff, ClusterModel
 from meshd.codec.outcome import Outcome
-from meshd.config import ClusterConfig, ClusterSettings, Config
+from meshd.config import ClusterConfig, ClusterSettings, ClusterTls, Config
 from meshd.routing.balancer import Balancer, make_balancer
 from meshd.routing.subset import Selection, SubsetIndex
 from meshd.upstream.health import HealthChecker
@@ -47,8 +47,23 @@ class HostSet:
         self.balancer: Balancer = make_balancer(policy, hosts, rng)
 
 
+#: The endpoint metadata a Dubbo provider URL carries when its protocol serves TLS (``ProtocolConfig.sslEnabled``:
+#: ``CommonConstants.SSL_ENABLED_KEY``). SOFARPC publishes no such marker for Bolt (sofa-bolt's TLS is a
+#: process-wide ``bolt.server.ssl.enable``), so there only the cluster's ``tls`` decides.
+TLS_MARKER = "ssl-enabled"
+
+
 class ClusterRuntime:
     tls: Any = None                           # meshd.tls.context.ClientTls: dial the endpoints with TLS
+    marked_tls: Any = None                    # what an endpoint marked TLS by its registry entry is dialled with
+
+    def tls_for(self, host: Host) -> Any:
+        """The TLS to dial ``host`` with: the cluster's (for every endpoint, or with ``tls.endpoints: marked``
+        for those whose registry entry says they serve TLS), else the default for such marked endpoints."""
+        marked = host.endpoint.metadata.get(TLS_MARKER) == "true"
+        if self.tls is not None:
+            return self.tls if marked or self.settings.tls.endpoints == "all" else None
+        return self.marked_tls if marked else None
 
     def __init__(self, name: str, settings: ClusterSettings, rng: random.Random,
                  clock: Callable[[], float] = time.monotonic, stats: Any = None) -> None:
@@ -257,10 +272,11 @@ class ClusterManager:
 
     def __init__(self, config: Config, model: ClusterModel, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic, stats: Any = None,
-                 tls_for: Callable[[str, Any], Any] = lambda name, spec: None) -> None:
+                 tls_for: Callable[[str, Any], Any] = lambda name, spec: None, marked_tls: bool = False) -> None:
         self.config = config
         self.model = model
         self.tls_for = tls_for                 # (cluster name, settings.tls) → ClientTls or None
+        self.marked_tls = tls_for("registry-marked", ClusterTls()) if marked_tls else None
         self.rng = rng or random.Random()
         self.clock = clock
         self.stats = stats
@@ -312,7 +328,7 @@ class ClusterManager:
             runtime.health.stop()
             runtime.health = None
         runtime.configure(self.settings_for(runtime.name))
-        runtime.tls = self.tls_for(runtime.name, runtime.settings.tls)
+        runtime.tls, runtime.marked_tls = self.tls_for(runtime.name, runtime.settings.tls), self.marked_tls
         self._start_health(runtime)
 
     def start_health_checks(self) -> None:
@@ -328,7 +344,7 @@ class ClusterManager:
 
     def _create(self, name: str) -> ClusterRuntime:
         runtime = ClusterRuntime(name, self.settings_for(name), self.rng, self.clock, self.stats)
-        runtime.tls = self.tls_for(name, runtime.settings.tls)
+        runtime.tls, runtime.marked_tls = self.tls_for(name, runtime.settings.tls), self.marked_tls
         cluster = self.model.cluster(name)
         if cluster is not None and cluster.endpoints:
             runtime.apply(ClusterDiff(name, added=tuple(cluster.endpoints.values())))

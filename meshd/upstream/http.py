@@ -276,7 +276,8 @@ class HttpPool:
         self.connects += 1
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                _, conn = await dial(self.loop, lambda: UpstreamHttpConnection(self), host.host, host.port, self.cluster.tls)
+                _, conn = await dial(self.loop, lambda: UpstreamHttpConnection(self), host.host, host.port,
+                                     self.cluster.tls_for(host))
         except (OSError, asyncio.TimeoutError) as exc:
             self.connect_failures += 1
             if self.stats is not None:

@@ -314,7 +314,8 @@ class MuxPool:
         self.connects += 1
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                _, conn = await dial(self.loop, lambda: MuxConnection(self), host.host, host.port, self.cluster.tls)
+                _, conn = await dial(self.loop, lambda: MuxConnection(self), host.host, host.port,
+                                     self.cluster.tls_for(host))
         except (OSError, asyncio.TimeoutError) as exc:
             self.connecting -= 1
             self.cluster.connections -= 1

@@ -19,6 +19,7 @@ from integration.load import SteadyLoad
 from integration.process import MeshdError
 from meshd.codec import bolt, dubbo
 from meshd.codec.base import NEED_DATA
+from tests.e2e.test_zookeeper_discovery import zk_root, zk_server, zk_writer  # noqa: F401 - fixtures
 
 SPIFFE = "spiffe://cluster.local/ns/default/sa/"
 IFACE = "org.example.DemoService"
@@ -221,3 +222,41 @@ def test_a_listener_with_a_bad_certificate_set_refuses_to_start(meshd_run, pki):
         meshd_run(config, name="bad-tls")
     assert "exited with 1" in str(err.value)
     assert f"cannot start: tls listener:https: certificate {old.cert} expired at" in str(err.value)
+
+
+@pytest.mark.zookeeper
+@pytest.mark.skipif(not peers.installed(), reason=peers.missing_reason() or "peers not installed")
+def test_discovered_providers_marked_ssl_enabled_are_dialled_with_tls(meshd_run, pki, zk_server, zk_root, zk_writer):
+    """cluster_defaults.tls with ``endpoints: marked``: a Dubbo provider registered with ``ssl-enabled=true`` (what
+    ``ProtocolConfig.setSslEnabled(true)`` writes) gets TLS, an unmarked one of the same interface plaintext."""
+    from tests.e2e.test_zookeeper_discovery import add_dubbo_provider, zk_source
+    secure_node, secure_port = peers.start_server("dubbo_provider.js", "--port", "0", "--server-id", "secure")
+    plain_node, plain_port = peers.start_server("dubbo_provider.js", "--port", "0", "--server-id", "plain")
+    try:
+        server = pki.leaf("front", dns=["provider.example.com"])
+        front = meshd_run({"listeners": [{"name": "dubbo-in", "address": "127.0.0.1:0", "protocol": "dubbo",
+                                          "tls": {"certificates": [{"cert": server.cert, "key": server.key}]}}],
+                           "clusters": [{"name": IFACE, "endpoints": [{"address": f"127.0.0.1:{secure_port}"}]}],
+                           "access_log": {"path": None}}, name="front")
+        add_dubbo_provider(zk_writer, IFACE, f"127.0.0.1:{front.port('dubbo-in')}", **{"ssl-enabled": "true"})
+        add_dubbo_provider(zk_writer, IFACE, f"127.0.0.1:{plain_port}")
+        consumer = meshd_run({"listeners": [{"name": "dubbo", "address": "127.0.0.1:0", "protocol": "dubbo"}],
+                              "discovery": [zk_source(zk_server.hosts(), zk_root)],
+                              "cluster_defaults": {"tls": {"ca": pki.ca_path, "sni": "provider.example.com",
+                                                           "endpoints": "marked"}},
+                              "access_log": {"path": None}}, name="consumer")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            found = [c for c in consumer.admin_json("/clusters")["clusters"] if c["name"] == IFACE]
+            if found and len(found[0]["endpoints"]) == 2:
+                break
+            time.sleep(0.05)
+        out = peers.run_node("dubbo_consumer.js", "--address", f"127.0.0.1:{consumer.port('dubbo')}", "--method",
+                             "whoami", "--args", "[]", "--types", "", "--count", "20")
+        results = [x for x in peers.json_lines(out.stdout) if x.get("event") == "result"]
+        assert results and all(r["ok"] for r in results), out.stdout[-1500:]
+        assert {r["value"] for r in results} == {"secure", "plain"}       # both reached, each its own way
+        assert handshake_errors(front) == {}
+    finally:
+        secure_node.stop()
+        plain_node.stop()
