@@ -330,9 +330,10 @@ class ClusterTls(Model):
     verify_san: list[str] = []               # the server must carry one of these SANs (then the SNI is not checked)
     min_version: Literal["1.2", "1.3"] = "1.2"
     alpn: list[str] = []
-    # all: every endpoint is dialled with TLS; marked: only those whose registry entry says they serve TLS
-    # (Dubbo's ssl-enabled=true), the others in plaintext (a migration)
+    # all: every endpoint is dialled with TLS; marked: only those whose metadata has every pair of ``marker``
+    # (by default Dubbo's ssl-enabled=true; Istio's tlsMode=istio from xDS), the others in plaintext (a migration)
     endpoints: Literal["all", "marked"] = "all"
+    marker: dict[str, str] = {"ssl-enabled": "true"}
 
     @field_validator("verify_san", mode="before")
     @classmethod

@@ -60,10 +60,13 @@ class ClusterRuntime:
     def tls_for(self, host: Host) -> Any:
         """The TLS to dial ``host`` with: the cluster's (for every endpoint, or with ``tls.endpoints: marked``
         for those whose registry entry says they serve TLS), else the default for such marked endpoints."""
-        marked = host.endpoint.metadata.get(TLS_MARKER) == "true"
+        metadata = host.endpoint.metadata
         if self.tls is not None:
-            return self.tls if marked or self.settings.tls.endpoints == "all" else None
-        return self.marked_tls if marked else None
+            spec = self.settings.tls
+            if spec.endpoints == "all" or all(metadata.get(k) == v for k, v in spec.marker.items()):
+                return self.tls
+            return None
+        return self.marked_tls if metadata.get(TLS_MARKER) == "true" else None
 
     def __init__(self, name: str, settings: ClusterSettings, rng: random.Random,
                  clock: Callable[[], float] = time.monotonic, stats: Any = None) -> None:
