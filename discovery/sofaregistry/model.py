@@ -66,16 +66,17 @@ class Register:
 
     def encode(self, wire: BoltWire) -> Any:
         """The Java object, fields in Java's order (processId, clientId, dataInfoId and port stay null, as the
-        Java client leaves them: the server fills them in from the connection)."""
+        Java client leaves them: the server fills them in from the connection; ``attributes`` is the empty map
+        the client's ``NoopAuthManager`` leaves there)."""
         base = {"instanceId": self.instance_id, "zone": self.zone, "appName": self.app, "dataId": self.data_id,
                 "group": self.group, "processId": None, "registId": self.regist_id, "clientId": None,
                 "dataInfoId": None, "ip": self.ip or None, "port": None, "eventType": self.event_type,
                 "version": wire.long(self.version), "timestamp": wire.long(self.timestamp)}
         if self.kind == "subscriber":
             return wire.obj(SUBSCRIBER_REGISTER, {"scope": self.scope, "acceptEncoding": None, "acceptMulti": False,
-                                                  **base, "attributes": None})
+                                                  **base, "attributes": {}})
         boxes = [wire.obj(DATA_BOX, {"data": d}) for d in self.data] if self.event_type == REGISTER else None
-        return wire.obj(PUBLISHER_REGISTER, {**base, "dataList": boxes, "attributes": None})
+        return wire.obj(PUBLISHER_REGISTER, {**base, "dataList": boxes, "attributes": {}})
 
 
 class MessageError(ValueError):

@@ -38,10 +38,13 @@ def register_response(success: bool, regist_id: str | None, version: int, messag
 
 
 def received_data(data_id: str, group: str, instance_id: str, segment: str, scope: str, regist_ids: Iterable[str],
-                  zones: Mapping[str, list[str]], version: int, local_zone: str) -> JavaObject:
-    """``ReceivedData``; with no data an empty ``Collections$EmptyMap`` as the session server sends."""
+                  zones: Mapping[str, list[str]], version: int, local_zone: str,
+                  publishers: bool = True) -> JavaObject:
+    """``ReceivedData``. No zones: a datum without publishers is ``Collections.EMPTY_MAP``
+    (``ReceivedDataConverter.swizzData``), one whose publishers the subscriber's scope filtered out an empty
+    ``HashMap``."""
     data = ({z: [JavaObject(DATA_BOX, {"data": d}) for d in items] for z, items in zones.items()} if zones
-            else TypedMap(EMPTY_MAP))
+            else {} if publishers else TypedMap(EMPTY_MAP))
     return JavaObject(RECEIVED_DATA, {
         "dataId": data_id, "group": group, "instanceId": instance_id, "segment": segment, "scope": scope,
         "version": Long(version), "localZone": local_zone, "subscriberRegistIds": list(regist_ids), "data": data,

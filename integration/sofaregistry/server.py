@@ -313,7 +313,7 @@ class SessionServer:
         if sub.scope == "zone":
             zones = {z: v for z, v in zones.items() if z == sub.zone}
         return m.received_data(datum.data_id, datum.group, datum.instance_id, self.data_center, sub.scope,
-                               [sub.regist_id], zones, version, self.zone)
+                               [sub.regist_id], zones, version, self.zone, publishers=bool(datum.publishers))
 
     async def _push_to(self, sub: Subscriber, datum: Datum, version: int | None = None,
                        zones: dict[str, list[str]] | None = None) -> Any:
