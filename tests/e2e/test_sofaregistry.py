@@ -75,7 +75,11 @@ def test_published_through_the_mesh_api_routed_by_a_second_meshd(meshd_run, sofa
         status = api_get(consumer.admin_address, "/clusters")[1]
         (source,) = [s for s in status["sources"] if s["name"] == "sofareg"]
         assert source["connection"] == "connected" and source["counters"]["garbage"] == 0
-        assert app_meshd.terminate() == 0
+        sofa_ok(api, "/services/publish", publish_body(f"{CALC}:1.0", app_port))
+        wait_for(lambda: len(sofaregistry_server.publishers(DATA_ID)) == 1, 1.0, "published again")
+        assert app_meshd.terminate() == 0          # stopping withdraws it: an UNREGISTER before the connection goes
+        last = [r for r in sofaregistry_server.registers() if r["class"].endswith("PublisherRegister")][-1]
+        assert last["eventType"] == "UNREGISTER" and sofaregistry_server.publishers(DATA_ID) == []
     finally:
         app.stop()
 
