@@ -10,7 +10,7 @@ scalar types, so those live here, in a leaf that imports nothing of meshd's (pyd
 - :data:`Duration` (``"250ms"``, ``"2s"``; bare numbers are refused), :data:`ByteSize` (``"8MiB"``),
   :data:`ListenAddress` (port 0 allowed), :data:`EndpointAddress`, :data:`Name`, :data:`Regex`;
 - :class:`DigestAuth` — user and password (secret), shared by the ZooKeeper discovery and rule sources;
-- :func:`split_host_port`, :func:`parse_duration`, :func:`format_duration`, :func:`parse_size`.
+- :func:`split_host_port`, :func:`is_loopback`, :func:`parse_duration`, :func:`format_duration`, :func:`parse_size`.
 
 Every error raised by these types is a ``PydanticCustomError`` whose message names the bad value.
 """
@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from configkit.types import (ByteSize, Duration, EndpointAddress, ListenAddress, Name, Regex, check_name, check_regex,
-                             format_duration, parse_duration, parse_size, split_host_port)
+                             format_duration, is_loopback, parse_duration, parse_size, split_host_port)
 
 
 class Model(BaseModel):
@@ -43,5 +43,5 @@ class DigestAuth(Model):
 
 __all__ = [
     "ByteSize", "DigestAuth", "Duration", "EndpointAddress", "ListenAddress", "Model", "Name", "Regex", "check_name", "check_regex",
-    "format_duration", "parse_duration", "parse_size", "split_host_port",
+    "format_duration", "is_loopback", "parse_duration", "parse_size", "split_host_port",
 ]

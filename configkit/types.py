@@ -6,6 +6,7 @@ formatter in :mod:`meshd.config` can print ``listeners[1].address: '127.0.0.1:99
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any
 
@@ -77,6 +78,20 @@ def split_host_port(address: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (of an address, brackets allowed) is this machine only: 127.0.0.0/8, ::1 (also as
+    ::ffff:127.x) or ``localhost``. Any other name is not: it may resolve to an address others reach."""
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def check_regex(value: str) -> str:

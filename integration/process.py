@@ -2,7 +2,8 @@
 
 - :class:`MeshdProcess` writes a config, starts ``python -m meshd run -c FILE``, waits for ``/ready``
   (readiness, not sleeps), finds the bound listener ports through ``/listeners``, and stops it with
-  SIGTERM (a graceful drain) and checks the exit status.
+  SIGTERM (a graceful drain) and checks the exit status. With ``admin_ssl`` (a client context) it talks
+  HTTPS to an admin with ``admin.tls``; with ``admin_token`` it sends ``Authorization: Bearer`` on every call.
 - :class:`LoopThread` runs asyncio servers (HTTP backends, RPC test providers) on a background uvloop
   thread, so that blocking test code can call them and script them.
 - :func:`free_port` (from :mod:`integration.ports`) picks a free loopback port.
@@ -14,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -68,12 +70,15 @@ class MeshdProcess:
     """``meshd run`` in a subprocess with a generated config; see the module docstring."""
 
     def __init__(self, config: dict[str, Any], workdir: Path, name: str = "meshd",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, admin_ssl: ssl.SSLContext | None = None,
+                 admin_token: str | None = None) -> None:
         self.config = dict(config)
         self.config.setdefault("admin", {"address": f"127.0.0.1:{free_port()}"})
         self.workdir = Path(workdir)
         self.name = name
         self.env = env or {}
+        self.admin_ssl = admin_ssl
+        self.admin_token = admin_token
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / f"{name}.log"
         self.config_path = self.workdir / f"{name}.yaml"
@@ -113,10 +118,14 @@ class MeshdProcess:
         raise MeshdError(f"meshd not ready after {timeout}s ({last}):\n{self.log()}")
 
     def admin(self, path: str, method: str = "GET", body: bytes | None = None,
-              timeout: float = 5.0) -> tuple[int, str]:
-        req = urllib.request.Request(f"http://{self.admin_address}{path}", data=body, method=method)
+              timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        """One admin call (``headers`` replace the default ``Authorization`` of ``admin_token``)."""
+        scheme = "https" if self.admin_ssl is not None else "http"
+        sent = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+        req = urllib.request.Request(f"{scheme}://{self.admin_address}{path}", data=body, method=method,
+                                     headers={**sent, **(headers or {})})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.admin_ssl) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

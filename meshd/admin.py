@@ -5,6 +5,22 @@
 ``PUT /rules/{kind}`` (the ``http`` rule source), ``GET /rules/history[?kind=]``, ``GET /rules/status``,
 ``POST /rules/rollback {"kind", "version"}``.
 
+Who may do what (``admin`` in the config; :mod:`meshd.auth`):
+
+- ``admin.token`` or ``admin.token_file`` set: every mutating request (``PUT /rules/{kind}``,
+  ``POST /rules/rollback``, ``POST /drain``, and any method but GET/HEAD/OPTIONS on any path, so endpoints
+  added later are covered) needs ``Authorization: Bearer <token>``, compared in constant time; 401 otherwise,
+  and nothing is applied. Reads stay open to loopback peers; peers off loopback need the token for reads too,
+  but ``/healthz`` and ``/ready`` (probes). No token: everything is open, which the config allows only on a
+  loopback ``address`` (``meshd run`` and ``meshd validate`` refuse ``0.0.0.0:15000`` without one, naming
+  ``admin.token``).
+- ``admin.tls`` (the listeners' ``tls`` block without ``plaintext``): HTTPS, certificates by SNI and rotated
+  like a listener's (``GET /certs`` shows them as ``admin``); with ``client_ca`` clients are verified and
+  must match ``allowed_sans`` (403 otherwise, counted under listener ``admin``), and the verified identity
+  is the "who" of the audit line.
+- Audit: every mutation that passed the check writes one line on logger ``meshd.audit`` (peer address and
+  identity, method and path, status and what it did: ``applied, version 4``); a refused one a warning line.
+
 The server is handed what it shows and the few callables it may call (:class:`AdminServer`'s arguments);
 it knows nothing of the daemon object that owns them.
 """
@@ -20,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from configkit import split_host_port
 from config_center.kinds import ALL_KINDS
+from meshd.auth import AUDIT, IDENTITY, BearerAuth, load_token, peer
 
 if TYPE_CHECKING:
     from config_center.center import ConfigCenter
@@ -28,11 +45,19 @@ if TYPE_CHECKING:
     from meshd.proxy.context import Runtime
     from meshd.proxy.listener import Listener
     from meshd.routing.table import RouteTable
+    from meshd.tls.context import ServerTls
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data, indent=2, sort_keys=False) + "\n", status=status,
                         content_type="application/json")
+
+
+def _outcome(result: Any) -> str:
+    """A rule push's result for the audit line: ``applied, version 4`` / ``rejected, 2 error(s)``."""
+    if not result.ok:
+        return f"rejected, {len(result.errors)} error(s)"
+    return f"{result.status}, version {result.version}"
 
 
 class AdminServer:
@@ -41,13 +66,15 @@ class AdminServer:
     ``runtime`` gives the draining flag, the in-flight count, the governor, the clusters and the stats;
     ``rules`` is the config center (the rule store and its sources);
     ``sources``, ``routes`` and ``listeners`` are the live collections (read at each request);
-    ``waiting()`` names what ``/ready`` still waits for (empty: ready); ``drain()`` drains the daemon.
+    ``waiting()`` names what ``/ready`` still waits for (empty: ready); ``drain()`` drains the daemon;
+    ``tls`` is the admin's TLS (``admin.tls``, registered by the daemon so that it rotates). The token file
+    is read here (:class:`~meshd.auth.TokenError` when it cannot be used).
     """
 
     def __init__(self, config: "Config", runtime: "Runtime", rules: "ConfigCenter", *, sources: Sequence["Source"],
                  routes: Mapping[str, "RouteTable"], listeners: Sequence["Listener"],
                  waiting: Callable[[], Mapping[str, str]], drain: Callable[[], Awaitable[Any]],
-                 listener_errors: Mapping[str, str] | None = None) -> None:
+                 listener_errors: Mapping[str, str] | None = None, tls: "ServerTls | None" = None) -> None:
         self.config = config
         self.runtime = runtime
         self.rules = rules
@@ -57,7 +84,11 @@ class AdminServer:
         self.listener_errors = listener_errors if listener_errors is not None else {}
         self.waiting = waiting
         self.start_drain = drain
-        self.web = web.Application()
+        self.tls = tls
+        self.auth = BearerAuth(load_token(config.admin, "admin", config.resolve_path), "admin",
+                               open_paths=frozenset({"/healthz", "/ready"}))
+        self.web = web.Application(middlewares=[self._client_cert, self.auth.middleware] if tls is not None
+                                   else [self.auth.middleware])
         r = self.web.router
         r.add_get("/healthz", self.healthz)
         r.add_get("/ready", self.ready)
@@ -75,6 +106,7 @@ class AdminServer:
         r.add_post("/rules/rollback", self.rules_rollback)
         r.add_put("/rules/{kind}", self.put_rules)
         self.runner: web.AppRunner | None = None
+        self.server: asyncio.AbstractServer | None = None
         self.bound = ""
         self._drain_task: asyncio.Task | None = None
 
@@ -82,14 +114,34 @@ class AdminServer:
         host, port = split_host_port(self.config.admin.address)
         self.runner = web.AppRunner(self.web, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port, reuse_address=True)
-        await site.start()
-        sock = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-        self.bound = f"{host}:{sock[1]}"
+        spec = self.config.admin.tls
+        # The listening server is made here, not by a TCPSite, which passes no TLS handshake timeout on.
+        self.server = await asyncio.get_running_loop().create_server(
+            self.runner.server, host, port, reuse_address=True,
+            ssl=self.tls.front() if self.tls is not None else None,
+            ssl_handshake_timeout=spec.handshake_timeout if self.tls is not None and spec is not None else None)
+        self.bound = f"{host}:{self.server.sockets[0].getsockname()[1]}"
 
     async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
         if self.runner is not None:
             await self.runner.cleanup()
+
+    @web.middleware
+    async def _client_cert(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        """With ``admin.tls``: the client's certificate must pass ``allowed_sans`` (403 otherwise, counted under
+        listener ``admin``); the verified identity is the audited "who" (``request[IDENTITY]``)."""
+        transport = request.transport
+        identity, reason = self.tls.admit(transport.get_extra_info("peercert") if transport is not None else None)
+        if reason:
+            if self.runtime.tls is not None:
+                self.runtime.tls.errors.record("admin", reason, peer(request)[1])
+            response = _json({"error": f"client certificate refused: {reason}"}, status=403)
+            response.force_close()
+            return response
+        request[IDENTITY] = identity
+        return await handler(request)
 
     async def healthz(self, request: web.Request) -> web.Response:
         if self.runtime.draining:
@@ -163,6 +215,7 @@ class AdminServer:
             return _json({"error": f"dialect must be {' or '.join(spec.dialects)}, got {dialect!r}"}, status=400)
         result = await http.put(kind, await request.read(), dialect)
         await store.flush()                   # answered once the applied document is on disk
+        request[AUDIT] = _outcome(result)
         if not result.ok:
             return _json({"error": "rules rejected; the previous rules stay in force", "errors": list(result.errors)},
                          status=400)
@@ -192,9 +245,11 @@ class AdminServer:
                                    f"{', '.join(self.rules.store.kinds)}"}, status=400)
         result = await self.rules.store.rollback(kind, version)
         await self.rules.store.flush()
+        request[AUDIT] = f"{kind} to version {version}: {_outcome(result)}"
         return _json(result.to_json(), status=200 if result.ok else 409)
 
     async def drain(self, request: web.Request) -> web.Response:
+        request[AUDIT] = "draining" if self._drain_task is None else "already draining"
         if self._drain_task is None:
             self._drain_task = asyncio.create_task(self.start_drain())
         return _json({"draining": True, "in_flight": self.runtime.in_flight}, status=202)

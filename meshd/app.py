@@ -30,6 +30,7 @@ from governance import MetricLogWriter
 from meshd import writebatch
 from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
+from meshd.auth import TokenError
 from meshd.config import (ClusterConfig, Config, ConfigError, DiscoveredRoutes, ListenerConfig, RouteConfiguration,
                           format_errors, load_config)
 from meshd.discovery_wire import BoltObjectWire
@@ -109,6 +110,7 @@ class Meshd:
         for lc in self.config.listeners:
             if lc.tls is not None:
                 self._listener_tls(lc)
+        admin_tls = self._server_tls("admin", self.config.admin.tls) if self.config.admin.tls is not None else None
         self.clusters = ClusterManager(self.config, self.model, stats=self.stats, tls_for=self._cluster_tls,
                                        marked_tls=True)
         self.stats.clusters = lambda: list(self.clusters.clusters.values())
@@ -131,7 +133,7 @@ class Meshd:
             await self.add_listener(lc)
         registries = {s.name: s for s in self.sources if isinstance(s, Registry)}
         self.extras = build_registry_apis(self.config.registry_api, registries, self.model, self.listeners,
-                                          self.add_listener)
+                                          self.add_listener, resolve_path=self.config.resolve_path)
         if self.config.sentinel_dashboard is not None:
             self.extras.append(self._dashboard(self.config.sentinel_dashboard))
         for extra in self.extras:
@@ -139,7 +141,7 @@ class Meshd:
         self.admin = AdminServer(self.config, self.runtime, self.rules, sources=self.sources,
                                  routes=ChainMap(self.routes, self.discovered_routes),
                                  listeners=self.listeners, listener_errors=self.listener_errors, waiting=self.waiting,
-                                 drain=self.drain)
+                                 drain=self.drain, tls=admin_tls)
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
         self._sweeper = asyncio.create_task(self._sweep())
@@ -249,8 +251,12 @@ class Meshd:
 
     def _listener_tls(self, lc: Any) -> ServerTls:
         """The TLS of listener ``lc`` (files read and checked now: a bad set fails the start, naming the file)."""
-        spec, path = lc.tls, lambda p: str(self.config.resolve_path(p)) if p else None
-        return self.tls.add(ServerTls(f"listener:{lc.name}", [(path(c.cert), path(c.key)) for c in spec.certificates],
+        return self._server_tls(f"listener:{lc.name}", lc.tls)
+
+    def _server_tls(self, name: str, spec: Any) -> ServerTls:
+        """A server's TLS (a listener's, the admin's) from its ``tls`` block, registered so that it rotates."""
+        path = lambda p: str(self.config.resolve_path(p)) if p else None
+        return self.tls.add(ServerTls(name, [(path(c.cert), path(c.key)) for c in spec.certificates],
                                       client_ca=path(spec.client_ca), require_client_cert=spec.require_client_cert,
                                       allowed_sans=spec.allowed_sans, min_version=spec.min_version, alpn=spec.alpn))
 
@@ -304,10 +310,9 @@ class Meshd:
             self.access_log.flush()
             self.runtime.governance.write_metric_log(int(time.time() * 1000))
             now = self.runtime.loop.time()
-            for lc_conn in list(self.runtime.connections):
-                limit = lc_conn.ctx.config.idle_timeout
-                if lc_conn.idle and now - lc_conn.last_activity > limit:
-                    lc_conn.close()
+            for conn in list(self.runtime.connections):
+                if conn.idle_expired(now):      # waited on its peer longer than its listener's idle_timeout
+                    conn.close()
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Stop accepting and let in-flight requests finish; True when none was left in flight."""
@@ -415,7 +420,7 @@ def run_command(path: str, log_level: str = "info") -> int:
         app = Meshd(config)
         try:
             await app.start()
-        except (OSError, CertError) as exc:
+        except (OSError, CertError, TokenError) as exc:
             log.error("cannot start: %s", exc)
             await app.stop()
             return 1

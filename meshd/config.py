@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic import Discriminator, Tag
 from pydantic_core import PydanticCustomError
 
-from configkit import ByteSize, Duration, EndpointAddress, ListenAddress, Model, Name, Regex
+from configkit import (ByteSize, Duration, EndpointAddress, ListenAddress, Model, Name, Regex, is_loopback,
+                       split_host_port)
 from config_center.catalog import SOURCE_TYPES as RULE_SOURCE_TYPES
 from discovery.catalog import SOURCE_TYPES
 from discovery.registration import Registry
@@ -296,8 +298,9 @@ class TlsCertificate(Model):
     key: str = Field(min_length=1)
 
 
-class ListenerTls(Model):
-    """Downstream TLS (docs/configuration.md, "TLS"): certificates chosen by SNI, mTLS, rotation by file watch."""
+class DownstreamTls(Model):
+    """Downstream TLS (docs/configuration.md, "TLS"): certificates chosen by SNI, mTLS, rotation by file watch.
+    The admin API's ``tls``; a listener's adds ``plaintext`` (:class:`ListenerTls`)."""
 
     certificates: list[TlsCertificate] = Field(min_length=1)   # exact names, then "*.example.com", then the first
     client_ca: str | None = None             # mTLS: verify client certificates against this CA bundle
@@ -305,7 +308,6 @@ class ListenerTls(Model):
     allowed_sans: list[str] = []             # verified clients must carry one (SPIFFE ids: "*" = one segment)
     min_version: Literal["1.2", "1.3"] = "1.2"
     alpn: list[str] = []
-    plaintext: Literal["allow", "deny"] = "deny"   # auto listeners only: also accept plaintext (migration)
     handshake_timeout: Duration = 10.0
 
     @field_validator("allowed_sans")
@@ -314,10 +316,16 @@ class ListenerTls(Model):
         return _san_patterns(value)
 
     @model_validator(mode="after")
-    def _client_ca_needed(self) -> "ListenerTls":
+    def _client_ca_needed(self) -> "DownstreamTls":
         if (self.require_client_cert or self.allowed_sans) and not self.client_ca:
             raise PydanticCustomError("tls", "require_client_cert and allowed_sans need a client_ca", {})
         return self
+
+
+class ListenerTls(DownstreamTls):
+    """A listener's downstream TLS."""
+
+    plaintext: Literal["allow", "deny"] = "deny"   # auto listeners only: also accept plaintext (migration)
 
 
 class ClusterTls(Model):
@@ -412,8 +420,17 @@ class ListenerConfig(Model):
     cluster: Name | None = None              # tcp: the cluster every connection goes to
     route_timeout: Duration = 15.0           # Envoy's default route timeout when a route sets none
     max_frame_size: ByteSize = 8 * 1024 * 1024          # Dubbo's payload default
-    max_request_headers_size: ByteSize = 64 * 1024
-    idle_timeout: Duration = 300.0           # downstream connections idle this long are closed
+    # HTTP limits (docs/configuration.md, "Limits"): each answered with its status and `connection: close`
+    max_request_headers_size: ByteSize = 64 * 1024      # request line and header block; more: 431
+    max_request_headers_count: int = Field(default=100, ge=1)   # Envoy's default; more: 431
+    max_request_line_size: ByteSize = 16 * 1024         # twice nginx's 8 KiB (Envoy has none); longer: 414
+    request_headers_timeout: Duration = 10.0  # first byte of a request head to its end (0s: none); then 408
+    # open connections (any protocol); over it a connection is accepted and closed at once, and counted
+    # (meshd_listener_connections_overflow_total); null: no limit
+    max_connections: int | None = Field(default=10000, ge=1)
+    # downstream connections idle this long are closed: between requests, mid-body when the client stops
+    # sending, tcp: no byte either way
+    idle_timeout: Duration = 300.0
     sniff_timeout: Duration = 5.0            # auto: a client that sends no recognisable prefix is closed
     # request header (HTTP), attachment (Dubbo) or header-map entry (Bolt) → subset metadata key
     header_to_metadata: dict[str, str] = {}
@@ -436,8 +453,20 @@ class ListenerConfig(Model):
         return self
 
 
+#: What a bearer token may hold (visible ASCII, no white space: it travels in an HTTP header).
+TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
+TOKEN_RULE = "a token is visible ASCII characters without white space (it travels in an Authorization header)"
+
+
 class AdminConfig(Model):
+    """The admin API (meshd/admin.py). With a token every mutating request (any method but GET/HEAD/OPTIONS)
+    must carry ``Authorization: Bearer <token>``, and so must reads from peers off loopback; a non-loopback
+    ``address`` needs one (see :meth:`Config._tokens_where_needed`)."""
+
     address: ListenAddress = "127.0.0.1:15000"   # loopback: admin is not for the network
+    token: SecretStr | None = None           # redacted in /config_dump, never logged
+    token_file: str | None = Field(default=None, min_length=1)   # or in a file (relative to the config; read at start)
+    tls: DownstreamTls | None = None         # serve the admin API over TLS (mTLS: the client's identity is audited)
 
 
 class AccessLogConfig(Model):
@@ -466,6 +495,10 @@ DiscoverySource = Annotated[
 class SofaRegistryApi(Model):
     address: ListenAddress = "127.0.0.1:13330"   # sofa-rpc registry-mesh's MeshConstants
     registry: Name
+    # its own bearer token for POSTs (not admin.token: SDK clients send none, so only apps that can send it
+    # may use a token); none: open, which only a loopback address allows
+    token: SecretStr | None = None
+    token_file: str | None = Field(default=None, min_length=1)
     bolt_address: ListenAddress = "127.0.0.1:12220"   # SOFARPC's mesh client sends Bolt here
     subscribe_timeout: Duration = 3.0
     # where the app serves what it publishes (SOFARPC's default bolt port); a publish's `port` replaces the
@@ -476,6 +509,8 @@ class SofaRegistryApi(Model):
 class DubboRegistryApi(Model):
     address: ListenAddress = "127.0.0.1:22222"   # MOSN's dubbo_registry api_port
     registry: Name
+    token: SecretStr | None = None           # as registry_api.sofa.token
+    token_file: str | None = Field(default=None, min_length=1)
     listener: Name | None = None             # the dubbo/auto listener apps call; default: the first one
     subscribe_timeout: Duration = 3.0        # /sub waits this long for the first registry data
     # where the app serves what it publishes (Dubbo's default port); /pub's service.port replaces the port
@@ -635,6 +670,28 @@ class Config(Model):
                                                 if rpc_listeners else "none is configured"})
         return self
 
+    @model_validator(mode="after")
+    def _tokens_where_needed(self) -> "Config":
+        """An HTTP API that changes meshd or the registries (admin, registry APIs) bound off loopback needs a
+        token: without one anyone who reaches it could push rules, drain meshd or publish services."""
+        for path, section, harm in (("admin", self.admin, "push rules and drain meshd"),
+                                    ("registry_api.sofa", self.registry_api.sofa, "publish and subscribe services"),
+                                    ("registry_api.dubbo", self.registry_api.dubbo, "publish and subscribe services")):
+            if section is None:
+                continue
+            if section.token is not None and section.token_file is not None:
+                raise PydanticCustomError("auth", "{path}.token and {path}.token_file are both set; give one",
+                                          {"path": path})
+            if section.token is not None and not TOKEN_TEXT.fullmatch(section.token.get_secret_value()):
+                raise PydanticCustomError("auth", "{path}.token: {rule}", {"path": path, "rule": TOKEN_RULE})
+            host = split_host_port(section.address)[0]
+            if section.token is None and section.token_file is None and not is_loopback(host):
+                raise PydanticCustomError(
+                    "auth", "{path}.address {address} is not loopback: set {path}.token or {path}.token_file "
+                    "(without a token anyone who reaches it could {harm})",
+                    {"path": path, "address": section.address, "harm": harm})
+        return self
+
     @property
     def base_dir(self) -> Path:
         return self._base_dir
@@ -731,11 +788,11 @@ def format_errors(exc: ValidationError) -> list[str]:
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         elif kind not in ("address", "duration", "size", "regex", "name", "matcher", "match", "route", "listener",
-                          "unique", "reference", "retry_on", "source_type", "rules"):
+                          "unique", "reference", "retry_on", "source_type", "rules", "auth"):
             msg = f"{msg[0].lower()}{msg[1:]} (got {err.get('input')!r})"
         if kind == "source_type" and isinstance(err.get("input"), dict):
             msg = f"{msg} (got type {err['input'].get('type')!r})"
-        if kind in ("unique", "reference"):
+        if kind in ("unique", "reference", "auth"):
             lines.append(msg)
         else:
             lines.append(f"{path}: {msg}")
@@ -745,7 +802,9 @@ def format_errors(exc: ValidationError) -> list[str]:
 def summary(config: Config) -> str:
     routes = sum(len(vh.routes) for rc in config.route_configs for vh in rc.virtual_hosts)
     lines = [
-        f"admin {config.admin.address}",
+        f"admin {config.admin.address}" + "".join(
+            f", {what}" for what, on in (("token", config.admin.token or config.admin.token_file),
+                                         ("tls", config.admin.tls)) if on),
         *(f"listener {x.name} {x.protocol} {x.address}" + (f" -> routes {x.route_config}" if x.route_config else "")
           for x in config.listeners),
         f"{len(config.route_configs)} route configuration(s), {routes} route(s)",

@@ -92,6 +92,9 @@ class Stats:
                                    registry=r)
         self.downstream_cx_total = Counter("meshd_downstream_connections_accepted", "Accepted downstream connections",
                                            ["listener"], registry=r)
+        self.listener_overflow = Counter("meshd_listener_connections_overflow",
+                                         "Connections closed at accept: the listener had max_connections open",
+                                         ["listener"], registry=r)
         self.upstream_cx = Gauge("meshd_upstream_connections", "Open upstream connections", ["cluster"], registry=r)
         self.upstream_cx_total = Counter("meshd_upstream_connections_opened", "Opened upstream connections",
                                          ["cluster"], registry=r)

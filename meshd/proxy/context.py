@@ -86,7 +86,7 @@ class GovernedExchange:
 
 class ListenerContext:
     __slots__ = ("name", "config", "routes", "runtime", "protocol", "records", "rpc_decisions", "rpc_plans",
-                 "rpc_key_names", "rpc_paths")
+                 "rpc_key_names", "rpc_paths", "open", "overflow")
 
     def __init__(self, config: ListenerConfig, routes: RouteTable | None, runtime: Runtime) -> None:
         self.name = config.name
@@ -103,6 +103,11 @@ class ListenerContext:
         # [common, other]: RPC requests forwarded by a plan, and routed one by one (meshd_rpc_requests_total)
         self.rpc_paths = runtime.stats.rpc_path_counts(self.name) if self.protocol in ("dubbo", "bolt", "auto") \
             else [0, 0]
+        # open connections (max_connections): counted when the listener makes a connection's protocol
+        # (meshd.proxy.listener.admitting), uncounted by that protocol's connection_lost (or its successor's,
+        # when an auto listener hands the connection on); and the connections refused for being over the limit
+        self.open = 0
+        self.overflow = 0
 
     def record(self, cluster: str, protocol: str) -> RequestStats:
         """The stats record of this listener's ``protocol`` requests to ``cluster`` (made on first use): an

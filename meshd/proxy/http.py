@@ -18,6 +18,14 @@ meshd they wait for the end of the loop iteration, so a response head and its bo
 
 Local answers (Envoy's response flags): 404 NR no route, 503 UH no healthy endpoint, 503 UO overflow,
 502 UF connect failure, 502 UR reset, 504 UT timeout.
+
+Limits on what a client sends (docs/configuration.md, "Limits"), each answered with ``connection: close`` and
+a body naming the limit, then the connection closed: 400 for an HTTP/1.1 request without ``Host`` or any
+request with two (RFC 9112 §3.2), 431 over ``max_request_headers_size`` or ``max_request_headers_count``, 414
+over ``max_request_line_size``, 408 when a head takes longer than ``request_headers_timeout`` from its first
+byte. They cost the common request next to nothing: the target's length is checked where the header block's
+size is; the count is ``len(raw)``, which the raw head needs anyway; a missing Host is a key the route cache
+never holds, so it is found on the cache-miss path; the head timer is armed only when a read ends inside a head.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 
 import httptools
 
+from configkit import format_duration
 from governance import BlockError
 from meshd import writebatch
 from meshd.codec import http1
@@ -67,8 +76,18 @@ class _Headers:
         return self._d.get(name, default)
 
 
-class _HeadersTooLarge(Exception):
-    pass
+class _Refusal(Exception):
+    """Raised in a parser callback: the request breaks a limit; answer ``status`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+
+
+#: a request line's bytes around its target, at most: a method (llhttp's longest, UNSUBSCRIBE, has 11 letters;
+#: room for more), two spaces and "HTTP/1.1"
+_LINE_AROUND = 32 + 10
 
 
 class HttpDownstream(asyncio.Protocol):
@@ -83,7 +102,12 @@ class HttpDownstream(asyncio.Protocol):
         self.active: HttpExchange | None = None
         self.parsing: HttpExchange | None = None
         self.queue: deque[HttpExchange] = deque()
-        self.max_header_bytes = ctx.config.max_request_headers_size
+        config = ctx.config
+        self.max_header_bytes = config.max_request_headers_size
+        self.max_headers = config.max_request_headers_count
+        # on_url's one check: a target this long may break max_request_line_size or max_request_headers_size
+        self.max_target = min(config.max_request_line_size - _LINE_AROUND, self.max_header_bytes)
+        self.head_raw: list | None = None     # the head the request_headers_timeout is armed for (its raw)
         self.closed = False
         self.last_activity = 0.0
         self._paused: set[str] = set()
@@ -96,7 +120,7 @@ class HttpDownstream(asyncio.Protocol):
         self.url = b""
         self.raw: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
-        self.host = b""
+        self.host: bytes | None = None        # None: no Host header
         self.special = False                  # a header the forwarded head must not carry as received
         self.chunked = False
         self.expect = False
@@ -119,16 +143,22 @@ class HttpDownstream(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._protocol_error(501, "meshd: protocol upgrade is not supported\n")
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _HeadersTooLarge):
-                self._protocol_error(431, "meshd: request headers too large\n")
+            refusal = exc.__context__
+            if isinstance(refusal, _Refusal):
+                self._protocol_error(refusal.status, refusal.message)
             else:
                 log.exception("listener %s: internal error handling a request", self.ctx.name)
                 self._protocol_error(500, "meshd: internal error\n")
         except httptools.HttpParserError as exc:
             self._protocol_error(400, f"meshd: malformed request: {exc}\n")
+        else:
+            # the read ended inside a head: one that began in it, or a target whose head is not complete
+            if self.head_src is not None or self.in_message and self.parsing is None:
+                self._head_pending()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.ctx.open -= 1
         self.rt.connections.discard(self)
         self.rt.stats.downstream_connection(self.ctx.name, -1)
         exchanges = ([self.active] if self.active else []) + list(self.queue)
@@ -155,17 +185,28 @@ class HttpDownstream(asyncio.Protocol):
             self.in_message = True            # the first callback of a message (on_message_begin's job)
             self.url = url
         self.header_bytes += len(url)
+        if self.header_bytes > self.max_target:
+            self._long_target()
+
+    def _long_target(self) -> None:
+        """A target near a limit (on_url's check is a bound): refuse it if its line or head is over one."""
+        config = self.ctx.config
+        line = len(self.parser.get_method()) + len(self.url) + 10   # METHOD SP target SP HTTP/1.1
+        if line > config.max_request_line_size:
+            raise _Refusal(414, f"meshd: request line exceeds max_request_line_size {config.max_request_line_size}\n")
         if self.header_bytes > self.max_header_bytes:
-            raise _HeadersTooLarge()
+            raise _Refusal(431, f"meshd: request headers exceed max_request_headers_size {self.max_header_bytes}\n")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
         if self.header_bytes > self.max_header_bytes:
-            raise _HeadersTooLarge()
+            raise _Refusal(431, f"meshd: request headers exceed max_request_headers_size {self.max_header_bytes}\n")
         self.raw.append((name, value))
         low = name.lower()
         if low in _SPECIAL:
             if low == b"host":
+                if self.host is not None:
+                    raise _Refusal(400, "meshd: more than one Host header (RFC 9112 section 3.2)\n")
                 self.host = value
                 return
             self.special = True
@@ -183,13 +224,16 @@ class HttpDownstream(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         p = self.parser
         method = p.get_method()
+        headers = len(self.raw)
+        if headers > self.max_headers:
+            raise _Refusal(431, f"meshd: request headers exceed max_request_headers_count {self.max_headers}\n")
         ex = HttpExchange(self, method, p.get_http_version(), p.should_keep_alive())
         src = self.head_src
         if src is not None:
             self.head_src = None              # a second message of the read does not start it
             if not self.special and ex.version == "1.1":
                 # the request line is "METHOD SP target SP HTTP/1.1"
-                ex.head = http1.whole_head(src, len(self.raw), method, len(method) + len(self.url) + 10)
+                ex.head = http1.whole_head(src, headers, method, len(method) + len(self.url) + 10)
         self._reset_head()
         self.parsing = ex
         if self.active is None:
@@ -244,6 +288,9 @@ class HttpDownstream(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed and self.transport is not None:
             self.closed = True
+            # a request still to be parsed from the read under way (pipelined behind the one that closed)
+            # is refused at its head by the count check, never started
+            self.max_headers = -1
             writebatch.close(self.transport)
 
     @property
@@ -255,6 +302,37 @@ class HttpDownstream(asyncio.Protocol):
         if self.active is None or not self.active.response_started:
             self.write(http1.local_reply(status, message.encode(), close=True))
         self.close()
+
+    # -- idleness and slow clients (the runtime's sweep, the timer wheel) ----------------------------
+    def idle_expired(self, now: float) -> bool:
+        """The sweep's question: has this connection waited on its client longer than ``idle_timeout``?
+        Between requests, or in a request body the client stopped sending (reading not paused by meshd)."""
+        if now - self.last_activity <= self.ctx.config.idle_timeout:
+            return False
+        if self.active is None:
+            return self.parsing is None       # between requests (a head under way has its own timer too)
+        return self.parsing is not None and not self._paused
+
+    def _head_pending(self) -> None:
+        """A read ended inside a request head: the head has ``request_headers_timeout`` from its first byte
+        (this read, unless a timer was armed for the same head by an earlier one)."""
+        raw = self.raw                        # the head's own list: a completed head replaces it
+        timeout = self.ctx.config.request_headers_timeout
+        if self.head_raw is raw or timeout <= 0 or self.closed:
+            return
+        self.head_raw = raw
+        self.rt.timers.call_later(timeout, lambda: self._head_timeout(raw))
+
+    def _head_timeout(self, raw: list) -> None:
+        if self.closed or raw is not self.raw:
+            return                            # closed, or the head completed in time
+        timeout = self.ctx.config.request_headers_timeout
+        if self.active is not None or self._paused:
+            # behind a request still being answered (meshd may not even be reading): wait for another period
+            self.rt.timers.call_later(timeout, lambda: self._head_timeout(raw))
+            return
+        self._protocol_error(408, "meshd: request headers not complete within request_headers_timeout "
+                                  f"{format_duration(timeout)}\n")
 
 
 class HttpExchange(GovernedExchange):
@@ -323,12 +401,18 @@ class HttpExchange(GovernedExchange):
         if routes is None:
             route = None
         elif routes.needs_headers:
-            route = routes.match_http(self.host.decode("latin-1"), self.url.decode("latin-1"), _Headers(self.raw))
+            route = None if self.host is None else \
+                routes.match_http(self.host.decode("latin-1"), self.url.decode("latin-1"), _Headers(self.raw))
         else:
-            route = routes.match_http_raw(self.host, self.url)
+            route = routes.match_http_raw(self.host, self.url)   # None without Host: never a cached key
         if route is None:
-            target = (self.host + self.url).decode("latin-1")
-            return self.reply_local(Result(Outcome.NO_ROUTE, detail=f"no route for {target}"))
+            if self.host is None:
+                route = self._hostless(routes)
+                if self.local:
+                    return
+            if route is None:
+                target = (self.host + self.url).decode("latin-1")
+                return self.reply_local(Result(Outcome.NO_ROUTE, detail=f"no route for {target}"))
         self.route = route
         if route.direct is not None:
             self.status = route.direct.status
@@ -360,6 +444,22 @@ class HttpExchange(GovernedExchange):
         gov = rt.governance                   # GovernedExchange._attempt, inline
         if gov is None or not gov.active or self._admit(gov):
             self._send_attempt()
+
+    def _hostless(self, routes: Any) -> Any:
+        """A request without Host (RFC 9112 §3.2): HTTP/1.1 is answered 400 and the connection closed;
+        HTTP/1.0 is routed by an empty Host. The route, or None."""
+        if self.version != "1.0":
+            self.close_after = True
+            self.reply_local(Result(Outcome.BAD_REQUEST, detail=f"HTTP/{self.version} request without a Host header "
+                                                                 "(RFC 9112 section 3.2)"))
+            self.down.close()                 # no need to read the rest of its body
+            return None
+        self.host = b""
+        if routes is None:
+            return None
+        if routes.needs_headers:
+            return routes.match_http("", self.url.decode("latin-1"), _Headers(self.raw))
+        return routes.match_http_raw(b"", self.url)
 
     def request_body(self, data: bytes) -> None:
         self.bytes_in += len(data)

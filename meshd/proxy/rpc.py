@@ -308,6 +308,7 @@ class RpcDownstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.ctx.open -= 1
         self.rt.connections.discard(self)
         self.rt.stats.downstream_connection(self.ctx.name, -1)
         for ex in list(self.active):
@@ -338,6 +339,10 @@ class RpcDownstream(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         return not self.active
+
+    def idle_expired(self, now: float) -> bool:
+        """The sweep's question: nothing in flight, and nothing from the caller for ``idle_timeout``?"""
+        return not self.active and now - self.last_activity > self.ctx.config.idle_timeout
 
     def _broken(self, exc: CodecError) -> None:
         log.warning("listener %s: malformed %s stream from %s: %s; closing the connection", self.ctx.name,
@@ -680,7 +685,10 @@ class RpcExchange(GovernedExchange):
         if plan is not None:
             rec = plan.rec
             if rec is None:
-                rec = plan.rec = down.ctx.record(plan.name, self.adapter.name)
+                if plan.name in rt.clusters.clusters:
+                    rec = plan.rec = down.ctx.record(plan.name, self.adapter.name)
+                else:                          # a name the caller's bytes made up (the default route is the
+                    rec = down.ctx.record("-", self.adapter.name)   # interface): no record, no series of its own
         else:                                  # refused before it was routed
             rec = down.ctx.record("-", self.adapter.name)
         rec.done(self.flags or self.outcome._value_, self.status, duration)
@@ -742,6 +750,9 @@ class AutoDownstream(asyncio.Protocol):
     def idle(self) -> bool:
         return True
 
+    def idle_expired(self, now: float) -> bool:
+        return now - self.last_activity > self.ctx.config.idle_timeout
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.last_activity = self.rt.loop.time()
@@ -787,6 +798,7 @@ class AutoDownstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.ctx.open -= 1                    # not handed on (the handler it hands on to uncounts itself)
         self.rt.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()

@@ -3,6 +3,9 @@
 Bytes are relayed untouched with flow control both ways; a connect failure (after trying each healthy
 host once) closes the downstream connection. No parsing, so this is also the "byte relay" ceiling that
 the benchmarks compare the L7 paths against.
+
+Idleness: a pair that moved no byte either way for the listener's ``idle_timeout`` is closed, both sides. A
+read only marks the pair (``moved``); the runtime's once-a-second sweep turns the mark into a time.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ class _Upstream(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.down.transport.write(data)
+        down = self.down
+        down.moved = True
+        down.transport.write(data)
 
     def connection_lost(self, exc) -> None:
         self.down.upstream_lost()
@@ -48,13 +53,23 @@ class TcpDownstream(asyncio.Protocol):
         self.closed = False
         self.host = None
         self.last_activity = 0.0
+        self.moved = False                    # a byte moved either way since the last sweep
 
     @property
     def idle(self) -> bool:
         return False                          # a tcp connection has no request boundary to drain at
 
+    def idle_expired(self, now: float) -> bool:
+        """The sweep's question: no byte either way for the listener's ``idle_timeout``?"""
+        if self.moved:
+            self.moved = False
+            self.last_activity = now
+            return False
+        return now - self.last_activity > self.ctx.config.idle_timeout
+
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.last_activity = self.rt.loop.time()
         self.rt.connections.add(self)
         self.rt.stats.downstream_connection(self.ctx.name, 1)
         self.rt.in_flight += 1
@@ -90,6 +105,7 @@ class TcpDownstream(asyncio.Protocol):
         self.close()
 
     def data_received(self, data: bytes) -> None:
+        self.moved = True
         if self.upstream is None:
             self.pending.append(data)         # uvloop may deliver bytes read before pause_reading took hold
         else:
@@ -113,6 +129,7 @@ class TcpDownstream(asyncio.Protocol):
         self.close()
 
     def connection_lost(self, exc) -> None:
+        self.ctx.open -= 1
         if self in self.rt.connections:
             self.rt.connections.discard(self)
             self.rt.stats.downstream_connection(self.ctx.name, -1)

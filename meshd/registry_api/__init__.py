@@ -17,6 +17,8 @@ Configuration (``registry_api`` in the config; the key names of the canonical co
               subscribe_timeout: "3s", app_address: "127.0.0.1:12200"}
       dubbo: {address: "127.0.0.1:22222", registry: zk, listener: rpc-egress,
               subscribe_timeout: "3s", app_address: "127.0.0.1:20880"}
+      # each may take its own token (token / token_file): POSTs then need "Authorization: Bearer <token>",
+      # which the SDK clients do not send; without one the API is open, and must bind to loopback
 
 ``app_address`` is where the app serves what it publishes: its host is written into provider and consumer
 URLs (set it to the pod's IP when consumers run elsewhere), its port is the default when a publish names
@@ -30,7 +32,8 @@ behind. Every entry meshd wrote is removed when it stops (the registry's ``shutd
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 from discovery.model import ClusterModel
 from discovery.registration import Registry
@@ -41,8 +44,10 @@ from meshd.registry_api.sofa import SofaMeshApi
 
 
 def build_registry_apis(config: RegistryApiConfig, registries: Mapping[str, Registry], model: ClusterModel,
-                        listeners: Sequence, add_listener: AddListener) -> list[RegistryApi]:
-    """The registry API components ``config`` asks for (not started), each bound to its named registry."""
+                        listeners: Sequence, add_listener: AddListener, *,
+                        resolve_path: Callable[[str], Path] = Path) -> list[RegistryApi]:
+    """The registry API components ``config`` asks for (not started), each bound to its named registry; their
+    token files are read now (``resolve_path``: relative to the config file)."""
     apis: list[RegistryApi] = []
     for kind, cls in (("sofa", SofaMeshApi), ("dubbo", DubboPubSubApi)):
         section = getattr(config, kind)
@@ -52,5 +57,5 @@ def build_registry_apis(config: RegistryApiConfig, registries: Mapping[str, Regi
         if registry is None:
             raise RuntimeError(f"registry_api.{kind}.registry: no running discovery source {section.registry!r} "
                                f"that registers (have {sorted(registries)})")
-        apis.append(cls(section, registry, model, listeners, add_listener))
+        apis.append(cls(section, registry, model, listeners, add_listener, resolve_path=resolve_path))
     return apis

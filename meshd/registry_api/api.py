@@ -28,6 +28,14 @@ behind when either step fails (the :class:`~discovery.registration.Registry` con
 are serialised by a lock, so concurrent calls for one service cannot interleave their registry steps.
 Registrations stay until they are undone through the API or the registry shuts down (``meshd`` stopping
 removes every entry it wrote; an expired session re-creates them).
+
+Tokens (:mod:`meshd.auth`). Each API has its own ``token`` / ``token_file`` (``registry_api.<api>.token``), not
+the admin's: the SDK clients (SOFARPC's ``MeshApiClient``, anthunder, MOSN's) send no ``Authorization`` header,
+so an admin token must not lock them out. Without a token the API is open, as those clients expect, which the
+config allows only on a loopback ``address`` (the default: app and sidecar share the host or the pod). With one
+every POST (publish, unpublish, subscribe, unsubscribe, ``/configs/application``) needs
+``Authorization: Bearer <token>`` and gets 401 in the API's reply shape without it; reads stay open to loopback
+peers. Each POST that passed writes an audit line on ``meshd.audit``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import asyncio
 import json
 import logging
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Pattern, Sequence
 
 from aiohttp import web
@@ -43,6 +52,7 @@ from aiohttp import web
 from configkit import split_host_port
 from discovery.model import ClusterModel, Endpoint
 from discovery.registration import Registration, RegistrationError, Registry
+from meshd.auth import BearerAuth, load_token
 
 if TYPE_CHECKING:
     from meshd.config import ListenerConfig
@@ -200,12 +210,13 @@ def endpoint_url(ep: Endpoint, path: str = "") -> str:
 
 
 class RegistryApi:
-    """Base of the SOFA and Dubbo APIs; see the module docstring. ``config`` is the API's config section."""
+    """Base of the SOFA and Dubbo APIs; see the module docstring. ``config`` is the API's config section;
+    ``resolve_path`` resolves its ``token_file`` (relative to the config file), read here."""
 
     kind = ""
 
     def __init__(self, config: Any, registry: Registry, model: ClusterModel, listeners: Sequence["Listener"],
-                 add_listener: AddListener) -> None:
+                 add_listener: AddListener, *, resolve_path: Callable[[str], Path] = Path) -> None:
         self.config = config
         self.registry = registry
         self.model = model
@@ -215,11 +226,13 @@ class RegistryApi:
         self.bound = ""
         self.lock = asyncio.Lock()
         self.app_host, self.app_port = split_host_port(config.app_address)
+        key = f"registry_api.{self.kind}"
+        self.auth = BearerAuth(load_token(config, key, resolve_path), key, refuse=self.failure)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.prepare()
-        web_app = web.Application(middlewares=[self._errors])
+        web_app = web.Application(middlewares=[self.auth.middleware, self._errors])
         self.add_routes(web_app.router)
         host, port = split_host_port(self.config.address)
         self.runner = web.AppRunner(web_app, access_log=None)

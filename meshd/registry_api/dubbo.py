@@ -85,8 +85,8 @@ class DubboPubSubApi(RegistryApi):
 
     kind = "dubbo"
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.published: dict[tuple, Registration] = {}          # Registration.key -> registration
         self.subscribed: dict[tuple[str, str, str], Registration] = {}
         self.listener: Any = None

@@ -225,8 +225,8 @@ class SofaMeshApi(RegistryApi):
 
     kind = "sofa"
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.application: dict[str, str] = {}
         self.published: dict[str, Entry] = {}
         self.subscribed: dict[str, Entry] = {}

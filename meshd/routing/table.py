@@ -267,12 +267,15 @@ class RouteTable:
                 return route
         return None
 
-    def match_http_raw(self, host: bytes, url: bytes) -> CompiledRoute | None:
+    def match_http_raw(self, host: bytes | None, url: bytes) -> CompiledRoute | None:
         """:meth:`match_http` for a table whose routes read no headers (``needs_headers`` false), by the
-        request's raw Host and target, with the answer kept per (host, target)."""
+        request's raw Host and target, with the answer kept per (host, target). A request without Host
+        (``host`` None) matches nothing and is never kept: its caller decides what it means."""
         key = (host, url)
         route = self._http_cache.get(key, False)
         if route is False:
+            if host is None:
+                return None
             route = self.match_http(host.decode("latin-1"), url.decode("latin-1"), _NO_HEADERS)
             if len(self._http_cache) >= _HTTP_CACHE_LIMIT:
                 self._http_cache.clear()      # bounded: many distinct targets keep only the recent ones

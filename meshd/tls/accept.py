@@ -114,6 +114,10 @@ class TlsAcceptor:
         self.task: asyncio.Task | None = None
         self._pending: set[asyncio.Task] = set()
 
+    def handshaking(self) -> int:
+        """Accepted connections not handed to the listener's protocol yet (sniffing or in their handshake)."""
+        return len(self._pending)
+
     def start(self) -> None:
         self.sock.setblocking(False)
         self.task = asyncio.ensure_future(self._accept_loop())

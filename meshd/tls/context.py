@@ -138,6 +138,22 @@ class ServerTls(_Material):
         name = (name or "").lower()
         return self._exact.get(name) or self._wild.get(name.partition(".")[2]) or self.context
 
+    def front(self) -> ssl.SSLContext:
+        """A context for a server that is given one context for good (aiohttp's, for the admin API): it holds no
+        certificate and hands every handshake, SNI or none, to the context in force (:meth:`pick`), so rotation
+        applies to it as well. It carries what OpenSSL keeps from the first context: the minimum version and
+        whether a client certificate is asked for (verification then uses the chosen context's CAs)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = self.min_version
+        if self.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
+
+        def hand_over(sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+            sslobj.context = self.pick(name)
+
+        ctx.sni_callback = hand_over
+        return ctx
+
     def admit(self, peercert: dict[str, Any] | None) -> tuple[str, str]:
         """(identity, "") for a peer this listener accepts, ("", reason) otherwise (after the handshake)."""
         if not peercert:

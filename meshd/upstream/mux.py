@@ -10,6 +10,10 @@ Liveness: the pool's sweep sends a heartbeat on a connection that received nothi
 in-flight requests with RESET (retried per the route's policy). A Dubbo readonly event from the provider
 marks the connection draining: no new request goes to it, in-flight ones finish.
 
+Idleness: a connection that carried no request (heartbeats aside) and has none in flight for the cluster's
+``idle_timeout`` is closed by the sweep, which notices use by the request ids having moved since its last look
+(nothing on the request path records a time). A draining one is left to its provider.
+
 A :class:`MuxPool` keeps up to ``connections_per_endpoint`` connections to one endpoint, opened on
 demand, and sends each request on the connection with the fewest requests in flight. Exchanges
 implement ``upstream_ready(conn)``, ``upstream_failed(result)``, ``upstream_response(conn, event)`` and
@@ -35,7 +39,8 @@ ID_LIMIT = 0x7FFFFFFF      # ids stay positive int32: valid for Dubbo (int64) an
 
 class MuxConnection(asyncio.Protocol):
     __slots__ = ("pool", "adapter", "transport", "decoder", "inflight", "next_id", "closed", "draining",
-                 "last_rx", "missed", "heartbeat_id", "patch", "write_paused", "retiring")
+                 "last_rx", "missed", "heartbeat_id", "patch", "write_paused", "retiring", "idle_mark",
+                 "idle_since")
 
     def __init__(self, pool: "MuxPool") -> None:
         self.pool = pool
@@ -52,6 +57,8 @@ class MuxConnection(asyncio.Protocol):
         self.heartbeat_id = -1
         self.write_paused = False             # the provider reads slower than we send: take no new request
         self.retiring = False                 # the host left its cluster: close once the last answer is in
+        self.idle_mark = -1                   # next_id at the last sweep (after its heartbeat)
+        self.idle_since = 0.0                 # the sweep that last saw a request on it, or in flight
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -265,7 +272,8 @@ class MuxPool:
                 self.readonly_changed()
 
     def sweep(self, now: float) -> None:
-        """Heartbeats on quiet connections; close the ones that missed too many, and idle spares."""
+        """Heartbeats on quiet connections; close the ones that missed too many, and those idle for the
+        cluster's ``idle_timeout``."""
         s = self.settings
         for conn in list(self.conns):
             if conn.closed:
@@ -274,8 +282,17 @@ class MuxPool:
                 log.warning("%s: provider %s missed %d heartbeats; closing the connection", self.protocol,
                             self.host.address, conn.missed)
                 conn.close()
-            elif now - conn.last_rx >= s.heartbeat_interval:
+                continue
+            if conn.inflight or conn.next_id != conn.idle_mark or conn.draining:
+                conn.idle_since = now
+            elif now - conn.idle_since > s.idle_timeout:
+                log.debug("%s: connection to %s idle for %.0fs; closing it", self.protocol, self.host.address,
+                          now - conn.idle_since)
+                conn.close()
+                continue
+            if now - conn.last_rx >= s.heartbeat_interval:
                 conn.heartbeat()
+            conn.idle_mark = conn.next_id
         writebatch.flush()
 
     def close(self) -> None:
