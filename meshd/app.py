@@ -256,9 +256,11 @@ class Meshd:
     def _server_tls(self, name: str, spec: Any) -> ServerTls:
         """A server's TLS (a listener's, the admin's) from its ``tls`` block, registered so that it rotates."""
         path = lambda p: str(self.config.resolve_path(p)) if p else None
-        return self.tls.add(ServerTls(name, [(path(c.cert), path(c.key)) for c in spec.certificates],
-                                      client_ca=path(spec.client_ca), require_client_cert=spec.require_client_cert,
-                                      allowed_sans=spec.allowed_sans, min_version=spec.min_version, alpn=spec.alpn))
+        tls = ServerTls(name, [(path(c.cert), path(c.key)) for c in spec.certificates], client_ca=path(spec.client_ca),
+                        require_client_cert=spec.require_client_cert, allowed_sans=spec.allowed_sans,
+                        min_version=spec.min_version, alpn=spec.alpn)
+        tls.spec = spec
+        return self.tls.add(tls)
 
     def _cluster_tls(self, name: str, spec: Any) -> ClientTls | None:
         """The TLS of cluster ``name`` for its settings' ``tls`` (one context per cluster, rebuilt when it changes)."""
@@ -278,8 +280,9 @@ class Meshd:
 
     async def add_listener(self, lc: Any) -> Listener:
         """Bind one listener (also at runtime: registry APIs add the Bolt port SOFARPC's mesh client uses)."""
-        if lc.tls is not None and self.tls.server(f"listener:{lc.name}") is None:
-            self._listener_tls(lc)
+        found = self.tls.server(f"listener:{lc.name}") if lc.tls is not None else None
+        if lc.tls is not None and (found is None or found.spec != lc.tls):
+            self._listener_tls(lc)             # new, or its tls changed (an LDS listener rebound on other secrets)
         ref = lc.route_config
         routes = self.discovered_routes.get(str(ref)) if isinstance(ref, DiscoveredRoutes) else \
             self.routes.get(ref) if ref else None

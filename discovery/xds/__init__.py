@@ -8,6 +8,8 @@ Architecture (one intent per module):
   reconnecting with jittered exponential back-off.
 - :mod:`~discovery.xds.resources`, :mod:`~discovery.xds.source`, :mod:`~discovery.xds.config`: decoding and
   validating resources, the discovery source feeding the cluster model, its config section.
+- :mod:`~discovery.xds.tls`: TLS contexts and SDS Secrets decoded into meshd's ``tls`` settings (files named
+  by placeholders); :mod:`~discovery.xds.secrets`: the source's private directory where PEMs are written.
 
 Importing this package is cheap: it imports none of its submodules.
 """

@@ -12,8 +12,8 @@ Contract, per type URL (each an independent sub-stream; one :class:`SotwState` o
   stream is open a changed set yields a request: SotW the full ``resource_names`` with the last accepted
   version and the latest nonce; Delta only the (un)subscribed names, no nonce. A type whose set is empty and
   was never requested on the stream sends nothing (an empty first list would be the legacy wildcard).
-- ``stream_opened()`` returns the first requests, CDS and LDS first, then EDS and RDS, then other types
-  (Envoy's order); the first request of a stream carries the ``node``. SotW re-sends the last accepted
+- ``stream_opened()`` returns the first requests, CDS and LDS first, then EDS and RDS, then SDS, then other
+  types (Envoy's order); the first request of a stream carries the ``node``. SotW re-sends the last accepted
   ``version_info`` and the full names with an empty nonce; Delta subscribes every name and declares
   ``initial_resource_versions`` (the versions of the resources currently accepted).
 - ``on_response(resp)`` validates the response and, if it is well-formed, calls the handler synchronously
@@ -57,12 +57,14 @@ CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
 ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
 LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
+SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
 WILDCARD = "*"
 
 #: SotW responses of these types carry the full state; only these may be subscribed with the wildcard.
 FULL_STATE: frozenset[str] = frozenset({CLUSTER, LISTENER})
-#: The order of the first requests on a stream (Envoy: all CDS and LDS, then EDS and RDS).
-OPEN_ORDER: tuple[str, ...] = (CLUSTER, LISTENER, ENDPOINT, ROUTE)
+#: The order of the first requests on a stream (Envoy: all CDS and LDS, then EDS and RDS, then the SDS secrets
+#: the clusters and listeners reference).
+OPEN_ORDER: tuple[str, ...] = (CLUSTER, LISTENER, ENDPOINT, ROUTE, SECRET)
 #: Bound on the names subscribed per type and on the resources of one response.
 MAX_NAMES = 100_000
 #: Bound on the length of an error message sent in ``error_detail``.
@@ -121,7 +123,7 @@ def _status(message: str) -> status_pb2.Status:
 
 def resource_name(packed: Any) -> str:
     """The name of a packed xDS resource: field 1 (``name``; ``cluster_name`` for a ClusterLoadAssignment) of
-    Cluster, ClusterLoadAssignment, RouteConfiguration and Listener, read without decoding the rest."""
+    Cluster, ClusterLoadAssignment, RouteConfiguration, Listener and Secret, read without decoding the rest."""
     try:
         return str(wrappers_pb2.StringValue.FromString(packed.value).value)
     except DecodeError as exc:

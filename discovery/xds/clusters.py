@@ -25,7 +25,19 @@ copied, meshd's default of 0 is deliberate). Mapping, and what is refused (Resou
   ``metadata_fallback_policy: FALLBACK_LIST`` refused); ``common_lb_config.healthy_panic_threshold`` →
   ``panic_threshold``; ``common_lb_config.zone_aware_lb_config`` → ``zone_aware: {}`` unless its
   ``routing_enabled`` is 0 % (meshd has no partial zone routing nor ``min_cluster_size``: ignored).
-- TLS (``transport_socket``), DNS settings and everything else are not read.
+- TLS → ``tls`` (:mod:`discovery.xds.tls` maps the ``UpstreamTlsContext`` and says what it refuses; the
+  files it names are :class:`~discovery.xds.tls.Pem` placeholders until the source resolves them):
+  ``transport_socket`` ``envoy.transport_sockets.tls`` → TLS to every endpoint, ``raw_buffer`` (or none) →
+  plaintext; another transport socket is refused. ``transport_socket_matches`` (Envoy: the first entry whose
+  ``match`` is contained in the endpoint's ``filter_metadata["envoy.transport_socket_match"]`` wins, else the
+  cluster's ``transport_socket``; entries after one with an empty ``match`` are never used) in the two shapes
+  meshd can dial: one TLS entry with a non-empty ``match`` and plaintext for the rest — Istio's ``{tlsMode:
+  istio}`` → TLS, ``{}`` → raw_buffer — becomes ``tls.endpoints: marked`` with ``marker`` = the match's keys
+  as :mod:`discovery.xds.endpoints` flattens endpoint metadata (``envoy.transport_socket_match.tlsMode:
+  istio``); every endpoint ending up with the same TLS is ``endpoints: all``. Anything else (two TLS entries,
+  plaintext entries matched ahead of the TLS one, TLS by default with plaintext exceptions) is refused, naming
+  the entry; so is ``transport_socket_matcher``.
+- DNS settings and everything else are not read.
 """
 
 from __future__ import annotations
@@ -39,9 +51,11 @@ from envoy.config.core.v3 import base_pb2
 
 from discovery.model import EndpointSpec
 from discovery.xds.decoding import (Problem, at, at_least, check_ads, check_name, duration, freeze, indexed,
-                                    positive_duration, run, struct_strings, unpack, unpack_field)
-from discovery.xds.endpoints import assignment_endpoints
+                                    positive_duration, refuse, run, struct_strings, unpack, unpack_field,
+                                    value_string)
+from discovery.xds.endpoints import TRANSPORT_SOCKET_MATCH, assignment_endpoints
 from discovery.xds.istio import parse_istio_cluster_name
+from discovery.xds.tls import secret_names, transport_socket
 
 Cluster = cluster_pb2.Cluster
 DISABLED = 2 ** 31 - 1
@@ -69,6 +83,11 @@ class XdsCluster:
     settings: Mapping[str, Any]                  # meshd ClusterSettings, config-file shape
     endpoints: tuple[EndpointSpec, ...] | None   # STATIC / STRICT_DNS: load_assignment; None for EDS
     metadata: Mapping[str, str]                  # parse_istio_cluster_name(name), or empty
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        """The SDS secrets its ``tls`` needs (the cluster warms until they are all there)."""
+        return secret_names(self.settings.get("tls"))
 
 
 def decode_cluster(any_: Any) -> XdsCluster:
@@ -120,7 +139,51 @@ def _settings(c: cluster_pb2.Cluster) -> dict[str, Any]:
     if c.HasField("common_lb_config"):
         with at("common_lb_config"):
             out.update(_common_lb(c.common_lb_config))
+    tls = _tls(c)
+    if tls is not None:
+        out["tls"] = tls
     return out
+
+
+def _tls(c: cluster_pb2.Cluster) -> dict[str, Any] | None:
+    """``transport_socket`` and ``transport_socket_matches`` → ``tls`` (see the module docstring)."""
+    refuse(c, ("transport_socket_matcher",))
+    default = None
+    if c.HasField("transport_socket"):
+        with at("transport_socket"):
+            default = transport_socket(c.transport_socket, upstream=True)
+    marked: list[tuple[str, dict[str, str], dict[str, Any] | None]] = []
+    for i, entry in enumerate(c.transport_socket_matches):
+        label = indexed("transport_socket_matches", i, entry.name)
+        with at(label):
+            if not entry.HasField("transport_socket"):
+                raise Problem("transport_socket: missing")
+            with at("transport_socket"):
+                socket = transport_socket(entry.transport_socket, upstream=True)
+        match = {f"{TRANSPORT_SOCKET_MATCH}.{k}": value_string(v) for k, v in sorted(entry.match.fields.items())}
+        if not match:                    # matches every endpoint: the default, and later entries never apply
+            default = socket
+            break
+        marked.append((label, match, socket))
+    shapes = ("meshd dials every endpoint with one TLS setting, or those matching one set of keys with TLS "
+              "and the others in plaintext")
+    if default is not None:
+        for label, _, socket in marked:
+            if socket != default:
+                raise Problem(f"{label}: {'plaintext' if socket is None else 'another TLS setting'} for some "
+                              f"endpoints while the others get TLS is not supported ({shapes})")
+        return default
+    first_tls = next((i for i, (_, _, socket) in enumerate(marked) if socket is not None), None)
+    if first_tls is None:
+        return None
+    label, match, socket = marked[first_tls]
+    if first_tls > 0:
+        raise Problem(f"{marked[0][0]}: plaintext for the endpoints it matches, ahead of the TLS entry {label}, "
+                      f"is not supported ({shapes})")
+    for other, _, other_socket in marked[first_tls + 1:]:
+        if other_socket is not None:
+            raise Problem(f"{other}: a second TLS entry (after {label}) is not supported ({shapes})")
+    return {**socket, "endpoints": "marked", "marker": match}
 
 
 def _lb_policy(c: cluster_pb2.Cluster) -> str:

@@ -16,6 +16,7 @@ Key names are a contract (add keys, rename none)::
         resources: [clusters, endpoints, routes]   # add listeners to take listeners from LDS
         merge: service                        # xDS clusters feed registry clusters of the same service; or none
         initial_fetch_timeout: "15s"
+        secrets_dir: .meshd/istio-secrets    # where PEMs from SDS and inline TLS are written (0700): the default
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class XdsSourceConfig(Model):
     merge: Literal["service", "none"] = "service"
     initial_fetch_timeout: Duration = 15.0    # a subscribed resource not served this long is taken as absent
     listener_addresses: Literal["loopback", "any"] = "loopback"   # where LDS listeners may bind
+    # the private directory (0700, files 0600) where PEMs from SDS secrets and inline TLS are written for meshd's
+    # TLS to load and watch; default .meshd/<name>-secrets next to the config
+    secrets_dir: str | None = Field(default=None, min_length=1)
 
     @field_validator("server")
     @classmethod
@@ -104,7 +108,8 @@ def build(spec: XdsSourceConfig, ctx: SourceContext) -> XdsSource:
         delta=spec.delta, resources=tuple(spec.resources), merge=spec.merge,
         initial_fetch_timeout=spec.initial_fetch_timeout, tls=tls, route_names=ctx.route_names,
         publish_routes=ctx.publish_routes, publish_listeners=ctx.publish_listeners,
-        listener_addresses=spec.listener_addresses)
+        listener_addresses=spec.listener_addresses,
+        secrets_dir=str(ctx.resolve_path(spec.secrets_dir or f".meshd/{spec.name}-secrets")))
 
 
 SOURCE = SourceType(XdsSourceConfig, XdsSource, build, routes=True)

@@ -20,6 +20,9 @@ Contract, for every ``LocalityLbEndpoints`` (all of them: MOSN kept only the las
   ``istio.workload`` (:func:`discovery.xds.istio.parse_istio_workload`). Precedence, lowest first:
   locality keys, Istio-derived keys, namespaced keys, ``envoy.lb`` keys (the control plane's explicit
   subset labels win). ``typed_filter_metadata`` is not read;
+  The TLS marks of ``filter_metadata["envoy.transport_socket_match"]`` (Istio's ``tlsMode: istio``) are
+  kept as ``envoy.transport_socket_match.<key>``: the keys a cluster's ``tls.marker`` names
+  (:mod:`discovery.xds.clusters`, ``transport_socket_matches``);
 - ``group`` / ``version``: from the metadata keys ``group`` / ``version`` when present, so that a
   Dubbo-style control plane's ``envoy.lb {version: 1.0.0}`` routes like registry metadata.
 
@@ -50,6 +53,8 @@ _HEALTH = {
     health_check_pb2.DEGRADED: Health.UNHEALTHY,
 }
 LB_NAMESPACE = "envoy.lb"
+#: The namespace whose keys select an endpoint's transport socket (``Cluster.transport_socket_matches``).
+TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
 
 
 @dataclass(frozen=True)

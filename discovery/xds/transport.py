@@ -17,7 +17,7 @@ Contract:
 - Connection: ``server`` is ``"host:port"`` or ``"unix:///path"``; plaintext unless ``credentials`` is given.
   Each attempt uses a fresh channel (its own subchannel pool, so only this back-off paces reconnects):
   wait until it is READY (at most :data:`CONNECT_TIMEOUT` s), open the stream, send the first requests (CDS
-  and LDS, then EDS and RDS) and report ``on_connection(True)``. When the stream ends or fails:
+  and LDS, then EDS and RDS, then SDS) and report ``on_connection(True)``. When the stream ends or fails:
   ``on_connection(False)``, the accepted state is kept (nothing is emptied, the handler is not called), and
   the next attempt waits a jittered exponential back-off (``backoff_initial`` doubling to ``backoff_max``,
   times 0.8–1.2 from ``rng``, never above ``backoff_max``); the back-off restarts from ``backoff_initial``
@@ -41,11 +41,11 @@ from typing import Any, Callable, Collection
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
-from discovery.xds.ads_state import (CLUSTER, ENDPOINT, LISTENER, MAX_NAMES, ROUTE, WILDCARD, AdsState, Handler,
-                                     Request, Update)
+from discovery.xds.ads_state import (CLUSTER, ENDPOINT, LISTENER, MAX_NAMES, ROUTE, SECRET, WILDCARD, AdsState,
+                                     Handler, Request, Update)
 
-__all__ = ["CLUSTER", "ENDPOINT", "ROUTE", "LISTENER", "WILDCARD", "MAX_NAMES", "Update", "Handler", "AdsClient",
-           "backoff_delay"]
+__all__ = ["CLUSTER", "ENDPOINT", "ROUTE", "LISTENER", "SECRET", "WILDCARD", "MAX_NAMES", "Update", "Handler",
+           "AdsClient", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 

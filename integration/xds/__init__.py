@@ -15,6 +15,9 @@ Architecture (one intent per module):
   thread, on an :class:`integration.process.LoopThread`.
 - :mod:`~integration.xds.istio`: builders for the Cluster / ClusterLoadAssignment / RouteConfiguration /
   Listener that istiod sends to proxyless gRPC, and the bootstrap its agent writes.
+- :mod:`~integration.xds.tls`: builders for TLS in those resources: Istio's ISTIO_MUTUAL cluster
+  (``transport_socket_matches`` on ``tlsMode: istio``, SDS ``default`` + ``ROOTCA``), Upstream/Downstream TLS
+  contexts, SDS Secrets from PEM bytes, socket listeners with TLS filter chains.
 - :mod:`~integration.xds.echo`: the trivial test service (real gRPC backends naming themselves) and the
   grpcio proxyless client process; :mod:`~integration.xds.clients` drives that process and the
   grpc-js-xds one (``integration/peers/xds_client.js``) and counts where RPCs land.

@@ -6,11 +6,13 @@ Contract:
   per type_url and per server, not per stream). Versions are decimal strings, ``"0"`` before any change.
 - :meth:`Snapshot.apply` is the only mutator. One call is one transaction: every touched type gets exactly
   one new version, and the call returns the changed types in make-before-break push order
-  (CDS, EDS, LDS, RDS: the protocol's "eventual consistency" order). Setting a resource to bytes it
+  (CDS, EDS, LDS, RDS, then SDS Secrets: the protocol's "eventual consistency" order; a client subscribes a
+  secret once a cluster or listener names it, and a new name is answered at once, so the place of SDS in the
+  order only decides which of two changes in one transaction a client hears of first). Setting a resource to bytes it
   already has is not a change;
   ``bump`` re-stamps every resource of a type with a new version even when nothing else changed.
-- Resources are protobuf messages (Cluster, ClusterLoadAssignment, RouteConfiguration, Listener, or any
-  message with a ``name``); their type URL and name are derived from the message. A resource is stored as
+- Resources are protobuf messages (Cluster, ClusterLoadAssignment, RouteConfiguration, Listener, Secret, or
+  any message with a ``name``); their type URL and name are derived from the message. A resource is stored as
   given: invalid ones (that a client must NACK) are stored too.
 - Not thread-safe: the server owns it on its event loop; :class:`~integration.xds.threaded.AdsServerThread`
   marshals calls from other threads onto that loop.
@@ -29,13 +31,14 @@ CLUSTER = TYPE_PREFIX + "envoy.config.cluster.v3.Cluster"
 ENDPOINT = TYPE_PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER = TYPE_PREFIX + "envoy.config.listener.v3.Listener"
 ROUTE = TYPE_PREFIX + "envoy.config.route.v3.RouteConfiguration"
+SECRET = TYPE_PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
 
 #: Make-before-break order in which changed types are pushed to clients.
-PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
+PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
 #: Types whose SotW responses carry the full state and which support wildcard subscriptions.
 WILDCARD_TYPES: frozenset[str] = frozenset({LISTENER, CLUSTER})
 #: Short aliases accepted wherever a type URL is expected.
-ALIASES: dict[str, str] = {"cds": CLUSTER, "eds": ENDPOINT, "lds": LISTENER, "rds": ROUTE}
+ALIASES: dict[str, str] = {"cds": CLUSTER, "eds": ENDPOINT, "lds": LISTENER, "rds": ROUTE, "sds": SECRET}
 
 
 def type_url(value: str | Message) -> str:

@@ -83,6 +83,8 @@ class _Material:
 class ServerTls(_Material):
     """A listener's (or the admin's) TLS; see the module docstring."""
 
+    spec: Any = None                          # the config it was built from (the daemon rebuilds on a change)
+
     def __init__(self, name: str, certificates: Iterable[tuple[str, str]], *, client_ca: str | None = None,
                  require_client_cert: bool = False, allowed_sans: Sequence[str] = (), min_version: str = "1.2",
                  alpn: Sequence[str] = (), clock: Callable[[], float] = time.time) -> None:
