@@ -260,3 +260,21 @@ def test_discovered_providers_marked_ssl_enabled_are_dialled_with_tls(meshd_run,
     finally:
         secure_node.stop()
         plain_node.stop()
+
+
+def test_the_verified_client_is_the_governance_origin(meshd_run, http_backend, pki):
+    """A flow rule whose limitApp is one caller's SPIFFE id limits that caller only (Sentinel's origin)."""
+    backend = http_backend("b")
+    server = pki.leaf("server", dns=["b.example.com"])
+    blocked = pki.leaf("blocked", uri=[SPIFFE + "batch-job"])
+    other = pki.leaf("other", uri=[SPIFFE + "web"])
+    config = http_tls_config(backend.address, {"certificates": [{"cert": server.cert, "key": server.key}],
+                                               "client_ca": pki.ca_path, "require_client_cert": True})
+    m = meshd_run(config)
+    port = m.port("https")
+    rule = [{"resource": f"GET:b.example.com:{port}/", "grade": 1, "count": 0, "limitApp": SPIFFE + "batch-job"}]
+    assert m.admin("/rules/flow?dialect=java", "PUT", json.dumps(rule).encode())[0] == 200
+    for _ in range(3):
+        assert curl(port, "b.example.com", pki.ca_path, "--cert", blocked.cert, "--key", blocked.key).stdout \
+            == "429 0"
+        assert curl(port, "b.example.com", pki.ca_path, "--cert", other.cert, "--key", other.key).stdout == "200 0"
