@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test unit bench images system-deps peers clean
+.PHONY: install run test unit fuzz bench images system-deps peers clean
 
 install: $(STAMP)
 
@@ -33,6 +33,14 @@ test: install system-deps images peers
 
 unit: install
 	$(PY) -m pytest tests/unit
+
+# The fuzz suite (tests/fuzz) for FUZZ_SECONDS: hypothesis rounds with fresh seeds, then atheris
+# (coverage-guided) when it installs; `make test` runs the same properties for a few thousand cases each.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install --quiet atheris \
+		|| echo "fuzz: atheris did not install; hypothesis only"
+	$(PY) -m tests.fuzz --seconds $(FUZZ_SECONDS)
 
 bench: install
 	$(PY) -m bench

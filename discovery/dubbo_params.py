@@ -20,6 +20,7 @@ registration copies into metadata). Caller ``parameters`` win over every default
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from typing import Mapping
@@ -35,8 +36,24 @@ DEFAULT_WEIGHT = 100
 
 
 def f32(value: float) -> float:
-    """Round to the nearest IEEE-754 single-precision value (Java ``float``)."""
+    """Round to the nearest IEEE-754 single-precision value (Java ``float``); beyond its range, infinity."""
+    try:
+        value = float(value)
+    except OverflowError:       # an int past the double range (a weight of hundreds of digits)
+        value = math.inf if value > 0 else -math.inf
     return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _java_int(value: float) -> int:
+    """Java's ``(int)`` of a float: NaN is 0, beyond the int range the nearest end (Python's ``int`` raises).
+    Only weights and warm-ups past Java's int range (which meshd reads as Python ints) get there."""
+    if value != value:
+        return 0
+    if value >= (1 << 31) - 1:
+        return (1 << 31) - 1
+    if value <= -(1 << 31):
+        return -(1 << 31)
+    return int(value)
 
 
 def dubbo_warmup_weight(uptime_ms: int, warmup_ms: int, weight: int) -> int:
@@ -44,7 +61,7 @@ def dubbo_warmup_weight(uptime_ms: int, warmup_ms: int, weight: int) -> int:
     # (float) warmup / weight: both float32, quotient rounded to float32 (double rounding is exact here);
     # uptime / <float>: uptime converted to float32, quotient rounded to float32, then (int) truncates.
     step = f32(f32(warmup_ms) / f32(weight))
-    ww = int(f32(f32(uptime_ms) / step)) if step else weight
+    ww = _java_int(f32(f32(uptime_ms) / step)) if step else weight
     return 1 if ww < 1 else min(ww, weight)
 
 
@@ -70,7 +87,12 @@ def param(params: Mapping[str, str], key: str) -> str:
 def int_param(params: Mapping[str, str], key: str, default: int) -> int:
     """An integer parameter; anything that is not an integer falls back to ``default``."""
     text = param(params, key).strip()
-    return int(text) if INTEGER.fullmatch(text) else default
+    if not INTEGER.fullmatch(text):
+        return default
+    try:
+        return int(text)
+    except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits())
+        return default
 
 
 def enabled(params: Mapping[str, str]) -> bool:

@@ -29,8 +29,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-#: A Java interface name (``org.example.DemoService``, ``a.b.Outer$Inner``).
-INTERFACE = re.compile(r"[A-Za-z_$][\w$]*(?:[.$][A-Za-z_$][\w$]*)*")
+#: A Java interface name (``org.example.DemoService``, ``a.b.Outer$Inner``). Segments are separated by ``.``
+#: only: a ``$`` is part of its segment (a ``[.$]`` separator matched the same names, ambiguously, and took
+#: exponential time to refuse ``a$a$a...$a!``).
+INTERFACE = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 
 
 class RegistrationError(Exception):

@@ -116,7 +116,13 @@ def instance_endpoint(service: str, host: Mapping[str, Any], *, naming: str = "p
         raise InstanceError(f"{who}: metadata is not an object")
     meta = {str(k): _text(v) for k, v in raw_meta.items()}
     weight_value = host.get("weight", 1.0)
-    if isinstance(weight_value, bool) or not isinstance(weight_value, (int, float)) or not math.isfinite(weight_value):
+    scaled = math.nan
+    if not isinstance(weight_value, bool) and isinstance(weight_value, (int, float)):
+        try:
+            scaled = float(weight_value) * 100      # 1e307 * 100 is inf; an int past 1e308 raises
+        except OverflowError:
+            pass
+    if not math.isfinite(scaled):
         raise InstanceError(f"{who}: weight {weight_value!r} is not a number")
     metadata = dict(meta)
     for key, name in FIELDS.items():
@@ -127,7 +133,7 @@ def instance_endpoint(service: str, host: Mapping[str, Any], *, naming: str = "p
         split_address(address)
     except ValueError as exc:
         raise InstanceError(f"{who}: {exc}") from None
-    weight = max(int(round(float(weight_value) * 100)), 0)
+    weight = max(int(round(scaled)), 0)
     enabled = _bool(host.get("enabled"))
     health = Health.HEALTHY if _bool(host.get("healthy")) else Health.UNHEALTHY
     warming = False
@@ -137,9 +143,12 @@ def instance_endpoint(service: str, host: Mapping[str, Any], *, naming: str = "p
             raise InstanceError(f"{who}: a consumer entry, not a provider")
         text = meta.get("weight", "").strip()
         if text:
-            if not INTEGER.fullmatch(text):
-                raise InstanceError(f"{who}: Dubbo weight={text!r} is not an integer")
-            weight = max(int(text), 0)
+            try:            # int() refuses more than 4300 digits
+                weight = max(int(text), 0) if INTEGER.fullmatch(text) else -1
+            except ValueError:
+                weight = -1
+            if weight < 0:
+                raise InstanceError(f"{who}: Dubbo weight={text[:40]!r} is not an integer")
         warmup = int_param(meta, "warmup", default_warmup_ms or 0)
         weight, warming = dubbo_weight(weight, int_param(meta, "timestamp", 0), warmup, now_ms)
         enabled = enabled and dubbo_enabled(meta)

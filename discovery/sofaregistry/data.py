@@ -101,11 +101,21 @@ def parse_provider(text: str) -> Provider:
     if not host or any(c in host for c in " /?#@"):
         raise DataError(f"provider {text!r}: {host!r} is not a host")
     for key in ("weight", "_WEIGHT", "startTime", "warmupTime", "warmupWeight"):
-        if key in params and not _INTEGER.fullmatch(params[key]):
+        if key in params and not _is_integer(params[key]):
             raise DataError(f"provider {text!r}: {key}={params[key]!r} is not an integer")
     protocol = scheme or PROTOCOL_CODES.get(params.get("p", ""), params.get("p", "")) or "bolt"
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return Provider(address, protocol, params)
+
+
+def _is_integer(text: str) -> bool:
+    if not _INTEGER.fullmatch(text):
+        return False
+    try:
+        int(text)
+    except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits())
+        return False
+    return True
 
 
 def provider_string(address: str, service: Service, *, app: str, weight: int, serialization: str, timeout: int | None,

@@ -110,7 +110,13 @@ def parse_override(name: str) -> Override | None:
 
 
 def _is_int(text: str) -> bool:
-    return INTEGER.fullmatch(text.strip()) is not None
+    if INTEGER.fullmatch(text.strip()) is None:
+        return False
+    try:
+        int(text)
+    except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits())
+        return False
+    return True
 
 
 def apply_overrides(overrides: Iterable[Override], host: str, port: int, params: Mapping[str, str]) -> dict[str, str]:

@@ -105,9 +105,13 @@ def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:
         raise URLError(f"{text!r}: no host")
     if port_text is None or port_text == "":
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    try:        # isdecimal: what int() reads (isdigit also passes "²"); int() refuses over 4300 digits
+        port = int(port_text) if port_text.isdecimal() else 0
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
         raise URLError(f"{text!r}: port {port_text!r} is not a number in 1..65535")
-    return host, int(port_text)
+    return host, port
 
 
 def _parse_query(query: str) -> dict[str, str]:

@@ -230,8 +230,17 @@ class DubboAdapter(RpcAdapter):
         return ""
 
     def group(self, view: RpcView) -> str:
-        if view.event.frame.find(_GROUP_KEY, 16) < 0:
-            return ""                          # no "group" string anywhere in the body: no group attachment
+        """The group a keyed request's :meth:`route_key` holds (the raw lookup), so that every request with
+        one key routes alike (a body whose arguments end early could otherwise decode to another group than
+        its raw tail says, and leave a plan for the wrong group under that key); else the decoded one."""
+        frame = view.event.frame
+        head = self._head_key(frame) if frame[2] & 0x1F == 2 else None
+        if frame.find(_GROUP_KEY, 16 + len(head) if head is not None else 16) < 0:
+            return ""                          # no "group" string in the body: no group attachment
+        if head is not None:
+            raw = trailing_attachment(frame, _GROUP_KEY)
+            if raw is not UNSURE:
+                return raw.decode("ascii") if type(raw) is bytes else ""
         value = view.attachments().get("group")
         return value if isinstance(value, str) else ""
 
@@ -308,7 +317,7 @@ class BoltAdapter(RpcAdapter):
         places (their lengths are among the bytes compared), so the same key entries."""
         frame = event.frame
         lengths, runs, key = self._last
-        if runs and frame[0] == 1 and frame.startswith(lengths, 14):
+        if runs and frame[0] == 1 and frame[9] == 1 and frame.startswith(lengths, 14):   # v1, hessian2
             for at, run in runs:
                 if not frame.startswith(run, at):
                     break

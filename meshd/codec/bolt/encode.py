@@ -146,9 +146,9 @@ def reject(request: Any, outcome: Outcome) -> bytes | None:
         proto = frame[0]
         ver1 = 1 if proto == PROTO_V1 else frame[1]
         codec = frame[9] if proto == PROTO_V1 else frame[10]
-        crc = proto == PROTO_V2 and bool(frame[11] & SWITCH_CRC)
+        crc = proto == PROTO_V2 and ver1 == 2 and bool(frame[11] & SWITCH_CRC)   # as the decoder reads it
     else:  # a BoltHeader
         proto, ver1, codec = request.proto, request.ver1, request.codec
-        crc = bool(request.switch & SWITCH_CRC)
+        crc = request.has_crc
     return encode_status_response(request.request_id, status_for(outcome), version=proto, ver1=ver1, crc=crc,
                                   codec=codec)

@@ -184,9 +184,11 @@ def decode_header_map(data: bytes | bytearray, start: int, end: int) -> dict[str
 
 
 def header_value(data: bytes | bytearray, start: int, end: int, name: bytes) -> str | None:
-    """One header's value without building the map (None when absent or null)."""
+    """One header's value without building the map (None when absent or null). A repeated name answers its
+    last value, as :func:`decode_header_map` and SOFARPC's ``SimpleMapSerializer`` (a ``HashMap.put``) do."""
     p = start
     n = len(name)
+    found = None
     while p < end:
         if p + 4 > end:
             raise ProtocolError("truncated header map", protocol=PROTOCOL)
@@ -203,8 +205,8 @@ def header_value(data: bytes | bytearray, start: int, end: int, name: bytes) -> 
             raise ProtocolError(f"bad header-map length {klen}", protocol=PROTOCOL)
         value, p = _map_string(data, p, end)
         if hit:
-            return value
-    return None
+            found = value
+    return found
 
 
 def key_names(names: Iterable[bytes]) -> dict[int, tuple[bytes, ...]]:
