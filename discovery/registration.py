@@ -25,6 +25,7 @@ Contract of a :class:`Registry` (every method runs on the event loop that starte
 from __future__ import annotations
 
 import abc
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -33,6 +34,16 @@ from typing import Any, Mapping, Sequence
 #: only: a ``$`` is part of its segment (a ``[.$]`` separator matched the same names, ambiguously, and took
 #: exponential time to refuse ``a$a$a...$a!``).
 INTERFACE = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``event`` (not at all when ``timeout`` is 0); whether it is set."""
+    if not event.is_set() and timeout > 0:
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+    return event.is_set()
 
 
 class RegistrationError(Exception):

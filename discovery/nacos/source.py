@@ -46,7 +46,7 @@ from typing import Any, Callable, Mapping, Sequence
 from discovery.dubbo_params import dubbo_params
 from discovery.model import ClusterModel, split_address
 from discovery.nacos.naming import (CONSUMERS, ServiceView, cluster_endpoints, cluster_of, render_service_name)
-from discovery.registration import Registration, RegistrationError, Registry, ServiceInfo
+from discovery.registration import Registration, RegistrationError, Registry, ServiceInfo, wait_event
 from discovery.snapshot import SnapshotError, SnapshotWriter, read_json_snapshot, write_json_atomic
 from discovery.source import Source
 
@@ -485,13 +485,7 @@ class NacosSource(Source, Registry):
         return True
 
     async def wait_service(self, interface: str, timeout: float) -> bool:
-        event = self._ready.setdefault(interface, asyncio.Event())
-        if not event.is_set() and timeout > 0:
-            try:
-                await asyncio.wait_for(event.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-        return event.is_set()
+        return await wait_event(self._ready.setdefault(interface, asyncio.Event()), timeout)
 
     # -- status ---------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 from discovery.model import ClusterModel, EndpointSpec, assign_instances, split_address
-from discovery.registration import Registration, RegistrationError, Registry
+from discovery.registration import Registration, RegistrationError, Registry, wait_event
 from discovery.snapshot import SnapshotError, SnapshotWriter, read_json_snapshot, write_json_atomic
 from discovery.sofa_params import SOFA_RPC_VERSION
 from discovery.sofaregistry.connection import STATUS_NO_PROCESSOR, STATUS_SERVER_DESERIAL_EXCEPTION, SessionConnection
@@ -545,13 +545,7 @@ class SofaRegistrySource(Source, Registry):
                 self._error(f"withdrawing {item.registration.path}: {exc} (it goes with the connection)")
 
     async def wait_service(self, interface: str, timeout: float) -> bool:
-        event = self._ready.setdefault(interface, asyncio.Event())
-        if not event.is_set() and timeout > 0:
-            try:
-                await asyncio.wait_for(event.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-        return event.is_set()
+        return await wait_event(self._ready.setdefault(interface, asyncio.Event()), timeout)
 
     # -- status ---------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
