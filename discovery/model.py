@@ -45,6 +45,8 @@ def split_address(address: str) -> tuple[str, int]:
         raise ValueError(f"{address!r} is not host:port")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+        if not host:                      # "[]:80"
+            raise ValueError(f"{address!r} is not host:port")
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{address!r} is not a valid port")
     return host, int(port)

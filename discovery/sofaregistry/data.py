@@ -98,7 +98,7 @@ def parse_provider(text: str) -> Provider:
         host, port = split_address(host_port)
     except ValueError as exc:
         raise DataError(f"provider {text!r}: {exc}") from None
-    if not host or any(c in host for c in " /?#@"):
+    if not host or any(c in host for c in " /?#@[]"):       # split_address took an IPv6 host's brackets off
         raise DataError(f"provider {text!r}: {host!r} is not a host")
     for key in ("weight", "_WEIGHT", "startTime", "warmupTime", "warmupWeight"):
         if key in params and not _is_integer(params[key]):

@@ -30,9 +30,13 @@ class Hang(AssertionError):
     """A fuzz case ran past its wall-clock limit."""
 
 
+USE_ALARM = True
+"""False under libFuzzer, whose own ``-timeout`` runs a periodic SIGALRM (it would race with this one)."""
+
+
 @contextmanager
 def time_limit(what: str, seconds: float = CASE_SECONDS) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if not USE_ALARM or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         start = time.monotonic()
         yield
         elapsed = time.monotonic() - start

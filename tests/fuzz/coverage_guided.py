@@ -130,6 +130,8 @@ def main(argv: list[str]) -> None:
     with atheris.instrument_imports(include=["meshd", "discovery"]):
         for module in INSTRUMENTED:           # imported here first, so that their code is instrumented
             importlib.import_module(module)
+    from tests.fuzz import bounds
+    bounds.USE_ALARM = False                  # libFuzzer's -timeout is the hang guard here
     target = make_target(name)
     atheris.Setup([argv[0], *argv[2:]], target)
     atheris.Fuzz()

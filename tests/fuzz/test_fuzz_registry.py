@@ -33,6 +33,7 @@ def test_zookeeper_nodes(texts, raw_names, now):
 @fuzz(2000)
 @example([SOFAREGISTRY_PROVIDER], SOFA_DATA_IDS[1], NOW)
 @example([SOFAREGISTRY_PROVIDER.replace("weight=100", "weight=" + "9" * 5000)], SOFA_DATA_IDS[0], NOW)
+@example(["[[]]:12200?p=1", "["], SOFA_DATA_IDS[0], NOW)    # found by atheris: endpoints with no host
 @example([SOFAREGISTRY_PROVIDER], "a" + "$a" * 40 + "!:1.0@DEFAULT", NOW)     # found by atheris: a regex that
                                                                            # took 2**40 steps to say no
 @given(st.lists(mutated_text([SOFAREGISTRY_PROVIDER, SOFA_URL]), min_size=1, max_size=4),
@@ -68,6 +69,7 @@ def nacos_hosts(draw: Callable[..., Any]) -> Any:
 @example([NACOS_HOST], NACOS_SERVICES[0], NOW)
 @example([{**NACOS_HOST, "weight": 1e307}], NACOS_SERVICES[0], NOW)          # * 100 overflows to inf
 @example([{**NACOS_HOST, "weight": 10 ** 400}], NACOS_SERVICES[0], NOW)      # too large for a float
+@example([{**NACOS_HOST, "ip": "[]"}], NACOS_SERVICES[0], NOW)                 # split_address said host ""
 @example([{**NACOS_HOST, "metadata": {**NACOS_HOST["metadata"], "weight": 2 ** 128, "warmup": 2 ** 128}}],
          NACOS_SERVICES[0], NOW)                                              # float32: inf / inf is NaN
 @given(st.lists(nacos_hosts(), min_size=1, max_size=3), mutated_text(NACOS_SERVICES), times)
