@@ -258,8 +258,7 @@ class Meshd:
         path = lambda p: str(self.config.resolve_path(p)) if p else None
         tls = ServerTls(name, [(path(c.cert), path(c.key)) for c in spec.certificates], client_ca=path(spec.client_ca),
                         require_client_cert=spec.require_client_cert, allowed_sans=spec.allowed_sans,
-                        min_version=spec.min_version, alpn=spec.alpn)
-        tls.spec = spec
+                        min_version=spec.min_version, alpn=spec.alpn, spec=spec)
         return self.tls.add(tls)
 
     def _cluster_tls(self, name: str, spec: Any) -> ClientTls | None:
@@ -273,8 +272,7 @@ class Meshd:
             return found
         path = lambda p: str(self.config.resolve_path(p)) if p else None
         tls = ClientTls(key, ca=path(spec.ca), cert=path(spec.cert), key=path(spec.key), sni=spec.sni,
-                        verify_san=spec.verify_san, min_version=spec.min_version, alpn=spec.alpn)
-        tls.spec = spec
+                        verify_san=spec.verify_san, min_version=spec.min_version, alpn=spec.alpn, spec=spec)
         self.tls.add(tls)
         return tls
 

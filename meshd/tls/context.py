@@ -83,11 +83,10 @@ class _Material:
 class ServerTls(_Material):
     """A listener's (or the admin's) TLS; see the module docstring."""
 
-    spec: Any = None                          # the config it was built from (the daemon rebuilds on a change)
-
     def __init__(self, name: str, certificates: Iterable[tuple[str, str]], *, client_ca: str | None = None,
                  require_client_cert: bool = False, allowed_sans: Sequence[str] = (), min_version: str = "1.2",
-                 alpn: Sequence[str] = (), clock: Callable[[], float] = time.time) -> None:
+                 alpn: Sequence[str] = (), spec: Any = None, clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec                      # the config it was built from (the daemon rebuilds on a change)
         self.pairs = tuple(certificates)
         if not self.pairs:
             raise ValueError(f"tls {name}: no certificates")
@@ -170,11 +169,10 @@ class ServerTls(_Material):
 class ClientTls(_Material):
     """A cluster's TLS towards its endpoints; see the module docstring."""
 
-    spec: Any = None                          # the config it was built from (the daemon rebuilds on a change)
-
     def __init__(self, name: str, *, ca: str | None = None, cert: str | None = None, key: str | None = None,
                  sni: str | None = None, verify_san: Sequence[str] = (), min_version: str = "1.2",
-                 alpn: Sequence[str] = (), clock: Callable[[], float] = time.time) -> None:
+                 alpn: Sequence[str] = (), spec: Any = None, clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec                      # the config it was built from (the daemon rebuilds on a change)
         if bool(cert) != bool(key):
             raise ValueError(f"tls {name}: cert and key go together")
         super().__init__(name, [ca or "", cert or "", key or ""], clock)
