@@ -8,7 +8,10 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the compiled hot path's sources (meshd/compiled.py lists them): an edit rebuilds it
+HOT    := $(shell sed -n '/^MODULES = (/,/^)/p' meshd/compiled.py | grep -o '"meshd[a-z0-9_.]*"' | tr -d '"' | sed 's|\.|/|g; s|$$|.py|')
+
+$(STAMP): pyproject.toml setup.py meshd/compiled.py $(HOT)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -28,8 +31,10 @@ images: install system-deps
 peers: install
 	$(PY) -m integration.peers install
 
+# Every suite twice: on the compiled hot path, then on its Python source (MESHD_PURE=1, meshd/compiled.py).
 test: install system-deps images peers
 	$(PY) -m pytest
+	MESHD_PURE=1 $(PY) -m pytest
 
 unit: install
 	$(PY) -m pytest tests/unit

@@ -27,7 +27,7 @@ from discovery.registration import Registry
 from discovery.source import ListenerPublisher, RoutePublisher, Source, SourceContext
 from config_center.center import ConfigCenter
 from governance import MetricLogWriter
-from meshd import writebatch
+from meshd import __version__, compiled, writebatch
 from meshd.accesslog import AccessLog
 from meshd.admin import AdminServer
 from meshd.auth import TokenError
@@ -144,6 +144,7 @@ class Meshd:
                                  drain=self.drain, tls=admin_tls)
         await self.admin.start()
         log.info("admin on %s", self.admin.bound)
+        self._report_hot_path()
         self._sweeper = asyncio.create_task(self._sweep())
         self.loop_lag = LoopLagProbe(self.config.loop_lag_interval)
         self.stats.registry.register(self.loop_lag)
@@ -155,6 +156,18 @@ class Meshd:
         gc.freeze()
         # Per-request objects are acyclic and die by reference counting; collect young cycles rarely.
         gc.set_threshold(50_000, 20, 20)
+
+    def _report_hot_path(self) -> None:
+        """``meshd_build_info{hot_path}`` and a line at start: compiled, or why not (meshd/compiled.py)."""
+        from prometheus_client import Gauge
+        hot = compiled.probe()
+        Gauge("meshd_build_info", "meshd's version and whether its hot path runs compiled (1)", ["version", "hot_path"],
+              registry=self.stats.registry).labels(__version__, hot).set(1)
+        if hot == compiled.COMPILED or hot == compiled.PURE:
+            log.info("hot path: %s", hot)
+        else:
+            log.warning("hot path: %s (%s); `make install` rebuilds it", hot, ", ".join(
+                f"{name} {how}" for name, how in compiled.status().items() if how != compiled.COMPILED))
 
     def _governor(self) -> Governor:
         gov = Governor(self.config.governance)

@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "version":
-        from meshd import __version__
-        print(f"meshd {__version__}")
+        from meshd import __version__, compiled
+        print(f"meshd {__version__} (hot path: {compiled.probe()})")
         return 0
     if args.command == "validate":
         from meshd.config import validate_command

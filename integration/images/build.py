@@ -4,12 +4,13 @@ Order and inputs (tags from :mod:`integration.images.recipes`)::
 
     base       debootstrap + docker import                  (local source only)
     zookeeper  zookeeper/Dockerfile on base                  (registry source: pulled, never built)
-    meshd      meshd/Dockerfile on base or python:3.11-slim, context = src/ (project) + wheels/
+    meshd      meshd/Dockerfile on base or python:3.11-slim, context = wheels/ (dependencies + meshd's own)
 
 Builds run with ``network_mode=host`` (``docker build --network host``): the engine has no bridge, and
 apt inside the build reaches the same mirror as the host. The project's runtime dependencies and its
 build backend are fetched on the host by its own pip into a wheelhouse (cached per requirement set),
-so the image needs no package index. One build at a time per cache folder (a file lock), so parallel
+so the image needs no package index. meshd itself goes in as a wheel built on the host, its hot path compiled
+(setup.py) by the host's C compiler: the image needs none. One build at a time per cache folder (a file lock), so parallel
 test sessions wait for each other instead of building twice.
 """
 
@@ -106,11 +107,19 @@ def _build_meshd(client, tags: Tags, work: Path, log) -> None:
     context = work / "meshd-context"
     shutil.rmtree(context, ignore_errors=True)
     shutil.copytree(RECIPES / "meshd", context)
+    source = context / "src"
     for path in iter_files(project_inputs(project)):
-        target = context / "src" / path.relative_to(project)
+        target = source / path.relative_to(project)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
-    shutil.copytree(wheelhouse(project, work, log), context / "wheels")
+    wheels = wheelhouse(project, work, log)
+    shutil.copytree(wheels, context / "wheels")
+    log("pip wheel meshd (the compiled hot path)")
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--find-links", str(wheels),
+                           "--wheel-dir", str(context / "wheels"), str(source)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RecipeError(f"pip could not build meshd's wheel: {done.stderr.strip()[-800:]}")
+    shutil.rmtree(source)
     docker_build(client, context, tags.meshd, {"BASE": tags.python_base}, work / "meshd.log", log)
 
 

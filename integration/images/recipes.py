@@ -27,7 +27,7 @@ RECIPES = Path(__file__).resolve().parent
 REPOSITORY = "meshd-it"                     # local image names: meshd-it/<image>:<hash>
 IMAGE_LABEL = "meshd.integration.image"     # every image we build carries it (value: base|zookeeper|meshd)
 SKIPPED_PARTS = {"__pycache__", "node_modules", ".pytest_cache", ".hypothesis", ".mypy_cache"}
-SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp")
+SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", ".so")      # .so: the compiled hot path, rebuilt from source
 
 
 class RecipeError(RuntimeError):
@@ -102,13 +102,15 @@ def source_dir() -> Path:
 
 
 def project_inputs(root: Path) -> list[Path]:
-    """pyproject.toml, README and the top-level package folders it declares (package-dir honoured)."""
+    """pyproject.toml, setup.py, README and the top-level package folders it declares (package-dir honoured)."""
     meta = tomllib.loads((root / "pyproject.toml").read_text())
     tool = meta.get("tool", {}).get("setuptools", {})
     mapping = tool.get("package-dir", {})
     tops = {pkg.split(".")[0] for pkg in tool.get("packages", [])}
     folders = {mapping.get(top, top) for top in tops}
     inputs = [root / "pyproject.toml", *(root / f for f in sorted(folders) if (root / f).is_dir())]
+    if (root / "setup.py").is_file():
+        inputs.append(root / "setup.py")
     readme = meta.get("project", {}).get("readme")
     if isinstance(readme, str) and (root / readme).is_file():
         inputs.append(root / readme)

@@ -94,6 +94,8 @@ def test_debian_sources_without_the_suite_name_the_fix(monkeypatch):
 def test_project_inputs_follow_pyproject_packages_and_package_dir(tmp_path):
     project = make_project(tmp_path)
     assert project_inputs(project) == [project / "pyproject.toml", project / "other-dir", project / "pkg"]
+    (project / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    assert project_inputs(project)[-1] == project / "setup.py"
 
 
 def test_meshd_tag_follows_sources_and_nothing_else(tmp_path, monkeypatch):
@@ -105,6 +107,7 @@ def test_meshd_tag_follows_sources_and_nothing_else(tmp_path, monkeypatch):
     (project / "unrelated.txt").write_text("changed\n")
     (project / "pkg" / "__pycache__").mkdir()
     (project / "pkg" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    (project / "pkg" / "hot.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")   # built from the sources
     assert compute_tags(project=project, apt_sources=APT) == first
 
     (project / "pkg" / "__init__.py").write_text("VALUE = 2\n")

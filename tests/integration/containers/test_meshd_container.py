@@ -13,9 +13,9 @@ from integration.containers import (
 MINIMAL = {"listeners": [], "clusters": []}
 
 
-def test_image_runs_meshd_version(meshd_images):
+def test_image_runs_meshd_version_on_the_compiled_hot_path(meshd_images):
     result = run_meshd(["version"])
-    assert result == type(result)(0, f"meshd {meshd_package.__version__}\n")
+    assert result == type(result)(0, f"meshd {meshd_package.__version__} (hot path: compiled)\n")
 
 
 def test_image_validates_configs_with_the_project_schema(meshd_images):

@@ -1,0 +1,74 @@
+"""The compiled hot path (meshd/compiled.py, setup.py): this run uses what it says, and the finder falls back
+to the source when it must. `make test` runs every suite twice: compiled, then with MESHD_PURE=1."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+import re
+
+import pytest
+
+from meshd import cli, compiled
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_this_run_loads_every_hot_module_the_way_it_asked_for():
+    expected = compiled.PURE if compiled.pure_requested() else compiled.COMPILED   # make install built them all
+    assert compiled.probe() == expected
+    assert set(compiled.status()) == set(compiled.MODULES)
+    assert set(compiled.status().values()) == {expected}
+    rpc = importlib.import_module("meshd.proxy.rpc")
+    assert rpc.__file__.endswith(".py") == (expected == compiled.PURE)
+
+
+def test_meshd_version_names_the_hot_path(capsys):
+    assert cli.main(["version"]) in (0, None)
+    assert re.fullmatch(r"meshd \S+ \(hot path: (compiled|pure)\)\n", capsys.readouterr().out)
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    monkeypatch.delenv("MESHD_PURE", raising=False)
+    source = tmp_path / "rpc.py"
+    source.write_text("VALUE = 1\n")
+    extension = tmp_path / ("rpc" + importlib.machinery.EXTENSION_SUFFIXES[0])
+    return source, extension
+
+
+def test_the_extension_is_loaded_when_it_is_newer_than_its_source(package):
+    source, extension = package
+    extension.write_bytes(b"\0")
+    os.utime(source, (1_000, 1_000))
+    assert compiled.how_to_load("meshd.proxy.rpc", str(source.parent)) == (compiled.COMPILED, str(source))
+
+
+def test_a_source_edited_after_the_build_is_loaded_instead_of_the_stale_extension(package):
+    source, extension = package
+    extension.write_bytes(b"\0")
+    os.utime(extension, (1_000, 1_000))
+    assert compiled.how_to_load("meshd.proxy.rpc", str(source.parent)) == (compiled.STALE, str(source))
+
+
+def test_the_source_is_loaded_without_an_extension_or_when_meshd_pure_is_set(package, monkeypatch):
+    source, extension = package
+    assert compiled.how_to_load("meshd.proxy.rpc", str(source.parent)) == (compiled.MISSING, str(source))
+    extension.write_bytes(b"\0")
+    monkeypatch.setenv("MESHD_PURE", "1")
+    assert compiled.how_to_load("meshd.proxy.rpc", str(source.parent)) == (compiled.PURE, str(source))
+    monkeypatch.setenv("MESHD_PURE", "0")
+    assert compiled.how_to_load("meshd.proxy.rpc", str(source.parent))[0] == compiled.COMPILED
+
+
+def test_a_folder_without_the_source_is_left_to_the_standard_finders(tmp_path):
+    assert compiled.how_to_load("meshd.proxy.rpc", str(tmp_path))[0] == ""
+
+
+def test_the_makefile_rebuilds_when_a_hot_module_changes():
+    """make install's stamp depends on every compiled source (the list is read from meshd/compiled.py)."""
+    import subprocess
+    out = subprocess.run(["make", "-p", "-n", "-C", ROOT, "install"], capture_output=True, text=True).stdout
+    hot = next(line for line in out.splitlines() if line.startswith("HOT := ")).split()[2:]
+    assert hot == [name.replace(".", "/") + ".py" for name in compiled.MODULES]
+    assert all(os.path.exists(os.path.join(ROOT, path)) for path in hot)
