@@ -39,13 +39,13 @@ class Runtime:
 class GovernedExchange:
     """What the HTTP and RPC exchanges share: each attempt enters governance, then is sent.
 
-    Subclasses provide ``_enter(governor)`` (an Entry, a BlockError, or None when nothing governs the
-    request), ``_blocked(governor, error)`` (the in-protocol answer) and ``_send_attempt()``.
+    Subclasses provide ``rt`` (the Runtime), ``entry`` (None, or the governance entry of the attempt in
+    flight), ``_enter(governor)`` (an Entry, a BlockError, or None when nothing governs the request),
+    ``_blocked(governor, error)`` (the in-protocol answer) and ``_send_attempt()``. (No fields here: the
+    compiled hot path makes this an extension type, meshd/proxy/context.pxd.)
     """
 
     __slots__ = ()
-    entry: Any = None
-    rt: Runtime
 
     def _attempt(self) -> None:
         """Enter governance for this attempt (block, or wait on a timer when throttled), then send it."""

@@ -349,6 +349,7 @@ class HttpExchange(GovernedExchange):
     cluster_name = "-"
     metadata: dict[str, str] | None = None
     retry: RetryState | None = None
+    entry: Any = None                     # GovernedExchange: the attempt's governance entry
     upstream_host: Any = None
     upstream: UpstreamHttpConnection | None = None
     pool: HttpPool | None = None

@@ -109,9 +109,9 @@ class _Plan:
         self.epoch = cluster.epoch
 
 
-class RpcDownstream(asyncio.Protocol):
-    identity = ""                             # the verified TLS peer's SPIFFE id or name (caller origin)
-    """One caller connection speaking ``adapter``'s protocol.
+class RpcDownstream:
+    """One caller connection speaking ``adapter``'s protocol (an asyncio protocol: every method of one is here,
+    so that the compiled hot path can make it an extension type, rpc.pxd).
 
     Every request becomes an :class:`RpcExchange` and is forwarded by a :class:`_Plan` in
     :meth:`_events`. One whose routing key (``adapter.route_key``) has a plan is forwarded by it
@@ -119,6 +119,9 @@ class RpcDownstream(asyncio.Protocol):
     (``RpcExchange.route``, ``"other"``), and leaves the plan for its key when the key alone decided its
     route.
     """
+
+    __slots__ = ("ctx", "rt", "adapter", "decoder", "transport", "active", "closed", "last_activity", "peer",
+                 "identity")
 
     def __init__(self, ctx: ListenerContext, adapter: RpcAdapter) -> None:
         self.ctx = ctx
@@ -130,6 +133,7 @@ class RpcDownstream(asyncio.Protocol):
         self.closed = False
         self.last_activity = 0.0
         self.peer = ""
+        self.identity = ""                    # the verified TLS peer's SPIFFE id or name (caller origin)
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

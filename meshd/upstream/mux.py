@@ -37,7 +37,10 @@ log = logging.getLogger("meshd.mux")
 ID_LIMIT = 0x7FFFFFFF      # ids stay positive int32: valid for Dubbo (int64) and Bolt (u32) alike
 
 
-class MuxConnection(asyncio.Protocol):
+class MuxConnection:
+    """One multiplexed provider connection (an asyncio protocol: every method of one is here, so that the compiled
+    hot path can make it an extension type, mux.pxd)."""
+
     __slots__ = ("pool", "adapter", "transport", "decoder", "inflight", "next_id", "closed", "draining",
                  "last_rx", "missed", "heartbeat_id", "patch", "write_paused", "retiring", "idle_mark",
                  "idle_since")
@@ -152,6 +155,9 @@ class MuxConnection(asyncio.Protocol):
     @property
     def usable(self) -> bool:
         return not self.closed and not self.draining and not self.write_paused
+
+    def eof_received(self) -> bool | None:
+        return None
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -72,3 +72,35 @@ def test_the_makefile_rebuilds_when_a_hot_module_changes():
     hot = next(line for line in out.splitlines() if line.startswith("HOT := ")).split()[2:]
     assert hot == [name.replace(".", "/") + ".py" for name in compiled.MODULES]
     assert all(os.path.exists(os.path.join(ROOT, path)) for path in hot)
+
+
+def _pxd_fields(text: str) -> dict[str, set[str]]:
+    fields: dict[str, set[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if match := re.match(r"cdef class (\w+)", line):
+            current = fields.setdefault(match[1], set())
+        elif current is not None and (match := re.match(r"\s+cdef public object (.+)", line)):
+            current.update(name.strip() for name in match[1].split(","))
+    return fields
+
+
+def test_every_extension_type_has_exactly_the_fields_of_its_slots():
+    """A .pxd beside a hot module makes its classes extension types; the Python class must declare the same
+    __slots__, so that the compiled and the pure module accept the same attributes."""
+    import ast
+    checked = 0
+    for name in compiled.MODULES:
+        base = os.path.join(ROOT, *name.split("."))
+        if not os.path.exists(base + ".pxd"):
+            continue
+        with open(base + ".py") as f:
+            classes = {node.name: node for node in ast.parse(f.read()).body if isinstance(node, ast.ClassDef)}
+        with open(base + ".pxd") as f:
+            declared = _pxd_fields(f.read())
+        for cls, fields in declared.items():
+            slots = next(ast.literal_eval(stmt.value) for stmt in classes[cls].body if isinstance(stmt, ast.Assign)
+                         and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in stmt.targets))
+            assert set(slots) == fields, f"{name}.{cls}: __slots__ and the .pxd differ"
+            checked += 1
+    assert checked >= 8

@@ -1,0 +1,2 @@
+cdef class FrameBuffer:
+    cdef public object buf, pos, eof, discard, error

@@ -1,0 +1,2 @@
+cdef class RequestStats:
+    cdef public object labels, counts, buckets, sum

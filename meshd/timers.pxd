@@ -1,0 +1,2 @@
+cdef class Timer:
+    cdef public object callback, slot

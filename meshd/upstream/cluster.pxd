@@ -1,0 +1,2 @@
+cdef class HostSet:
+    cdef public object hosts, balancer
