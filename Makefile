@@ -11,7 +11,7 @@ install: $(STAMP)
 # the compiled hot path's sources (meshd/compiled.py lists them): an edit rebuilds it
 HOT    := $(shell sed -n '/^MODULES = (/,/^)/p' meshd/compiled.py | grep -o '"meshd[a-z0-9_.]*"' | tr -d '"' | sed 's|\.|/|g; s|$$|.py|')
 
-$(STAMP): pyproject.toml setup.py meshd/compiled.py $(HOT)
+$(STAMP): pyproject.toml setup.py meshd/compiled.py $(HOT) $(wildcard $(HOT:.py=.pxd))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -21,6 +21,8 @@ BATCH = 1024
 
 
 class AccessLog:
+    __slots__ = ("path", "_out", "enabled", "_buf", "_second", "_date")
+
     def __init__(self, path: str | None) -> None:
         self.path = path
         self._out: IO[str] | None

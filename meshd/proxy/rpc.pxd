@@ -3,7 +3,10 @@
 
 cimport cython
 
+from meshd.accesslog cimport AccessLog
 from meshd.proxy.context cimport GovernedExchange
+from meshd.stats cimport RequestStats
+from meshd.upstream.cluster cimport ClusterRuntime
 from meshd.upstream.host cimport Host
 from meshd.upstream.mux cimport MuxConnection
 
@@ -15,15 +18,15 @@ cdef class RpcDownstream:
     cdef public object ctx, rt, adapter, decoder, transport, active, closed, last_activity, peer, identity
 
     @cython.locals(plan=_Plan, last_plan=_Plan, ex=RpcExchange, host=Host, last_host=Host, conn=MuxConnection,
-                   last_conn=MuxConnection)
+                   last_conn=MuxConnection, cluster=ClusterRuntime, last_cluster=ClusterRuntime)
     cpdef _events(self, now)
 
 cdef class RpcExchange(GovernedExchange):
     cdef public object down, rt, adapter, event, started, view, plan, cluster, retry, tried, upstream_host, upstream
     cdef public object uid, pool, callback, slot, try_timer, finished, status, flags, outcome, retrying, oneway, entry
 
-    @cython.locals(host=Host, down=RpcDownstream, plan=_Plan)
+    @cython.locals(host=Host, down=RpcDownstream, plan=_Plan, cluster=ClusterRuntime)
     cpdef upstream_response(self, conn, event)
 
-    @cython.locals(down=RpcDownstream, plan=_Plan)
+    @cython.locals(down=RpcDownstream, plan=_Plan, cluster=ClusterRuntime, access_log=AccessLog, rec=RequestStats)
     cpdef _finish(self)

@@ -54,8 +54,10 @@ TLS_MARKER = "ssl-enabled"
 
 
 class ClusterRuntime:
-    tls: Any = None                           # meshd.tls.context.ClientTls: dial the endpoints with TLS
-    marked_tls: Any = None                    # what an endpoint marked TLS by its registry entry is dialled with
+    __slots__ = ("name", "rng", "clock", "stats_sink", "hosts", "active_requests", "active_retries", "connections",
+                 "pending", "stats", "attempts", "retry_attempts", "_sets", "_health_epoch", "health", "settings",
+                 "max_requests", "request_metadata", "subsets", "outlier", "local_zone", "epoch", "request_selects",
+                 "tls", "marked_tls")
 
     def tls_for(self, host: Host) -> Any:
         """The TLS to dial ``host`` with: the cluster's (for every endpoint, or with ``tls.endpoints: marked``
@@ -74,6 +76,8 @@ class ClusterRuntime:
         self.rng = rng
         self.clock = clock
         self.stats_sink = stats
+        self.tls: Any = None                   # meshd.tls.context.ClientTls: dial the endpoints with TLS
+        self.marked_tls: Any = None            # what an endpoint marked TLS by its registry entry is dialled with
         self.hosts: dict[str, Host] = {}
         self.active_requests = 0
         self.active_retries = 0
