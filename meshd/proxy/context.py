@@ -36,52 +36,42 @@ class Runtime:
         self.tls: Any = None                  # meshd.tls.registry.TlsRegistry (listeners' and clusters' TLS)
 
 
-class GovernedExchange:
-    """What the HTTP and RPC exchanges share: each attempt enters governance, then is sent.
+# What the HTTP and RPC exchanges share: each attempt enters governance, then is sent. An exchange has
+# ``rt`` (the Runtime), ``entry`` (None, or the governance entry of the attempt in flight) and the methods
+# ``_enter(governor)`` (an Entry, a BlockError, or None when nothing governs the request),
+# ``_blocked(governor, error)`` (the in-protocol answer) and ``_send_attempt()``. Functions, not a base
+# class: the compiled hot path makes RpcExchange an extension type, and a Python class (HttpExchange) that
+# inherits one pays for it on every attribute access.
 
-    Subclasses provide ``rt`` (the Runtime), ``entry`` (None, or the governance entry of the attempt in
-    flight), ``_enter(governor)`` (an Entry, a BlockError, or None when nothing governs the request),
-    ``_blocked(governor, error)`` (the in-protocol answer) and ``_send_attempt()``. (No fields here: the
-    compiled hot path makes this an extension type, meshd/proxy/context.pxd.)
-    """
+def attempt(ex: Any) -> None:
+    """Enter governance for this attempt (block, or wait on a timer when throttled), then send it."""
+    gov = ex.rt.governance
+    if gov is None or not gov.active or admit(ex, gov):
+        ex._send_attempt()
 
-    __slots__ = ()
 
-    def _attempt(self) -> None:
-        """Enter governance for this attempt (block, or wait on a timer when throttled), then send it."""
-        gov = self.rt.governance
-        if gov is None or not gov.active or self._admit(gov):
-            self._send_attempt()
-
-    def _admit(self, gov: Any) -> bool:
-        """Enter ``gov`` for this attempt: True when it may be sent now; otherwise it was answered (blocked)
-        or its sending is scheduled (throttled)."""
-        entry = self._enter(gov)
-        if entry is None:
-            return True
-        if isinstance(entry, BlockError):
-            self._blocked(gov, entry)
-            return False
-        self.entry = entry
-        if entry.wait_ms > 0:
-            self.rt.loop.call_later(entry.wait_ms / 1000.0, self._send_attempt)
-            return False
+def admit(ex: Any, gov: Any) -> bool:
+    """Enter ``gov`` for this attempt: True when it may be sent now; otherwise it was answered (blocked)
+    or its sending is scheduled (throttled)."""
+    entry = ex._enter(gov)
+    if entry is None:
         return True
+    if isinstance(entry, BlockError):
+        ex._blocked(gov, entry)
+        return False
+    ex.entry = entry
+    if entry.wait_ms > 0:
+        ex.rt.loop.call_later(entry.wait_ms / 1000.0, ex._send_attempt)
+        return False
+    return True
 
-    def _enter(self, gov: Any) -> Any:
-        raise NotImplementedError
 
-    def _blocked(self, gov: Any, error: Any) -> None:
-        raise NotImplementedError
-
-    def _send_attempt(self) -> None:
-        raise NotImplementedError
-
-    def _exit_entry(self, outcome: Any) -> None:
-        entry = self.entry
-        if entry is not None:
-            self.entry = None
-            entry.exit(error=outcome.failed)
+def exit_entry(ex: Any, outcome: Any) -> None:
+    """Exit the attempt's governance entry, if any, with ``outcome``."""
+    entry = ex.entry
+    if entry is not None:
+        ex.entry = None
+        entry.exit(error=outcome.failed)
 
 
 class ListenerContext:

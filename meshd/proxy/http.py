@@ -42,7 +42,7 @@ from governance import BlockError
 from meshd import writebatch
 from meshd.codec import http1
 from meshd.codec.outcome import Outcome, Result, http_outcome
-from meshd.proxy.context import GovernedExchange, ListenerContext
+from meshd.proxy.context import ListenerContext, admit, attempt, exit_entry
 from meshd.proxy.retry import IDEMPOTENT_METHODS, RetryState
 from meshd.upstream.http import HttpPool, UpstreamHttpConnection
 
@@ -335,7 +335,7 @@ class HttpDownstream(asyncio.Protocol):
                                   f"{format_duration(timeout)}\n")
 
 
-class HttpExchange(GovernedExchange):
+class HttpExchange:
     """One request/response exchange; see the module docstring."""
 
     # Defaults for what most requests never change; a request writes only the fields it uses.
@@ -349,7 +349,7 @@ class HttpExchange(GovernedExchange):
     cluster_name = "-"
     metadata: dict[str, str] | None = None
     retry: RetryState | None = None
-    entry: Any = None                     # GovernedExchange: the attempt's governance entry
+    entry: Any = None                     # the attempt's governance entry (meshd.proxy.context.admit)
     upstream_host: Any = None
     upstream: UpstreamHttpConnection | None = None
     pool: HttpPool | None = None
@@ -442,8 +442,8 @@ class HttpExchange(GovernedExchange):
                 self.replay = []
         if self.request_done:
             self._arm_route_timer()
-        gov = rt.governance                   # GovernedExchange._attempt, inline
-        if gov is None or not gov.active or self._admit(gov):
+        gov = rt.governance                   # context.attempt, inline
+        if gov is None or not gov.active or admit(self, gov):
             self._send_attempt()
 
     def _hostless(self, routes: Any) -> Any:
@@ -517,7 +517,7 @@ class HttpExchange(GovernedExchange):
         host = cluster.pick(self.metadata, exclude)
         if host is None:
             cluster.stats["no_healthy"] += 1
-            self._exit_entry(Outcome.NO_HEALTHY_UPSTREAM)
+            exit_entry(self, Outcome.NO_HEALTHY_UPSTREAM)
             return self.reply_local(Result(Outcome.NO_HEALTHY_UPSTREAM,
                                            detail=f"no healthy endpoint in cluster {cluster.name}"))
         self.upstream_host = host
@@ -722,10 +722,10 @@ class HttpExchange(GovernedExchange):
         if self.chunked and self.request_done:
             self.pending.append(http1.LAST_CHUNK)
         self.pending_size = sum(map(len, self.pending))
-        self._attempt()
+        attempt(self)
 
     def _attempt_done(self, outcome: Outcome, status: int | None = None) -> None:
-        self._exit_entry(outcome)
+        exit_entry(self, outcome)
         host = self.upstream_host
         if host is not None:
             self.upstream_host = None
@@ -826,7 +826,7 @@ class HttpExchange(GovernedExchange):
             if self.retrying:
                 self.cluster.active_retries -= 1
         if self.entry is not None:
-            self._exit_entry(http_outcome(self.status) if self.status else Outcome.RESET)
+            exit_entry(self, http_outcome(self.status) if self.status else Outcome.RESET)
         duration = rt.loop.time() - self.started
         rec = down.records.get(self.cluster_name)
         if rec is None:

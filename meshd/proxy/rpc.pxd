@@ -4,7 +4,6 @@
 cimport cython
 
 from meshd.accesslog cimport AccessLog
-from meshd.proxy.context cimport GovernedExchange
 from meshd.stats cimport RequestStats
 from meshd.upstream.cluster cimport ClusterRuntime
 from meshd.upstream.host cimport Host
@@ -21,7 +20,7 @@ cdef class RpcDownstream:
                    last_conn=MuxConnection, cluster=ClusterRuntime, last_cluster=ClusterRuntime)
     cpdef _events(self, now)
 
-cdef class RpcExchange(GovernedExchange):
+cdef class RpcExchange:
     cdef public object down, rt, adapter, event, started, view, plan, cluster, retry, tried, upstream_host, upstream
     cdef public object uid, pool, callback, slot, try_timer, finished, status, flags, outcome, retrying, oneway, entry
 

@@ -39,7 +39,7 @@ from governance import BlockError
 from meshd.codec.base import CLOSED, CodecError, FrameTooLarge, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 from meshd.codec.sniff import BOLT, DUBBO, HTTP1, MATCH, NEED_MORE, sniff
-from meshd.proxy.context import GovernedExchange, ListenerContext
+from meshd.proxy.context import ListenerContext, admit, attempt, exit_entry
 from meshd.proxy.retry import RetryState
 from meshd.proxy.rpc_protocols import ADAPTERS, RpcAdapter, RpcView
 from meshd.routing.subset import Selection
@@ -263,7 +263,7 @@ class RpcDownstream:
                                 cluster.max_requests - cluster.active_requests >= len(evs) else None
                         if grant:
                             ex.entry = grant.pop()
-                        elif not ex._admit(gov):
+                        elif not admit(ex, gov):
                             continue
                     host = balancer.pick() if plan is last_plan else None
                     if host is None or oneway or (plan.policy is not None and plan.policy.per_try_timeout):
@@ -354,7 +354,7 @@ class RpcDownstream:
         self.close()
 
 
-class RpcExchange(GovernedExchange):
+class RpcExchange:
     """One RPC request and its response; see the module docstring.
 
     Made by :meth:`RpcDownstream._events`, which counts it active and forwards it by a plan;
@@ -465,7 +465,7 @@ class RpcExchange(GovernedExchange):
             host = cluster.pick(plan.md, exclude)
             if host is None:
                 cluster.stats["no_healthy"] += 1
-                self._exit_entry(Outcome.NO_HEALTHY_UPSTREAM)
+                exit_entry(self, Outcome.NO_HEALTHY_UPSTREAM)
                 md = ", ".join(f"{k}={v!r}" for k, v in sorted(plan.md.items()))
                 return self.reply(Outcome.NO_HEALTHY_UPSTREAM,
                                   f"no healthy provider in cluster {cluster.name}" + (f" for {md}" if md else ""))
@@ -593,7 +593,7 @@ class RpcExchange(GovernedExchange):
 
     def _retry_now(self) -> None:
         if not self.finished:
-            self._attempt()
+            attempt(self)
 
     def _attempt_failed(self, result: Result) -> None:
         if self.finished:
@@ -609,7 +609,7 @@ class RpcExchange(GovernedExchange):
 
     def _attempt_done(self, result: Result) -> None:
         if self.entry is not None:
-            self._exit_entry(result.outcome)
+            exit_entry(self, result.outcome)
         host = self.upstream_host
         if host is not None:
             self.upstream_host = None
@@ -682,7 +682,7 @@ class RpcExchange(GovernedExchange):
             if self.retrying:
                 cluster.active_retries -= 1
         if self.entry is not None:
-            self._exit_entry(self.outcome)
+            exit_entry(self, self.outcome)
         duration = rt.loop.time() - self.started
         down = self.down
         plan = self.plan

@@ -210,10 +210,7 @@ class DubboAdapter(RpcAdapter):
     @staticmethod
     def deadline_ms(event: dubbo.DubboRequest) -> float:
         """The ``timeout`` attachment (every Java consumer sends one), read from the raw body."""
-        frame = event.frame
-        if frame.find(_TIMEOUT_KEY, 16) < 0:
-            return 0.0
-        value = _attachment(event, _TIMEOUT_KEY)
+        value = _attachment(event, _TIMEOUT_KEY)   # no such key in the body: None, with one backward scan
         try:
             ms = float(value) if value is not None else 0.0
         except (TypeError, ValueError):

@@ -61,6 +61,15 @@ def test_the_source_is_loaded_without_an_extension_or_when_meshd_pure_is_set(pac
     assert compiled.how_to_load("meshd.proxy.rpc", str(source.parent))[0] == compiled.COMPILED
 
 
+def test_one_stale_or_missing_extension_sends_every_module_to_its_source():
+    """The extensions import each other's types: all compiled or none."""
+    fresh = {"a": compiled.COMPILED, "b": compiled.COMPILED}
+    assert compiled.loading(fresh) == fresh
+    assert compiled.loading({**fresh, "c": compiled.STALE}) == {
+        "a": compiled.FALLBACK, "b": compiled.FALLBACK, "c": compiled.STALE}
+    assert compiled.loading({"a": compiled.PURE, "b": compiled.PURE}) == {"a": compiled.PURE, "b": compiled.PURE}
+
+
 def test_a_folder_without_the_source_is_left_to_the_standard_finders(tmp_path):
     assert compiled.how_to_load("meshd.proxy.rpc", str(tmp_path))[0] == ""
 

@@ -1,4 +1,0 @@
-# The compiled hot path (meshd/compiled.py): extension types, their fields those of __slots__.
-
-cdef class GovernedExchange:
-    pass
