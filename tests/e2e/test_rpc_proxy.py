@@ -482,6 +482,9 @@ def test_the_path_each_rpc_request_took_is_counted(meshd_run, provider, tmp_path
     # with the access log on or off, the first request leaves the plan the others follow
     assert rpc_paths(m, "dubbo") == {"common": 19, "other": 1}
     assert rpc_paths(m, "bolt") == {"common": 0, "other": 0}
+    # ... on the compiled hot path, or on its source when this run asked for it (MESHD_PURE=1, meshd/compiled.py)
+    hot = "pure" if os.environ.get("MESHD_PURE", "") not in ("", "0") else "compiled"
+    assert re.search(rf'meshd_build_info{{hot_path="{hot}",version="[^"]+"}} 1.0', m.admin("/stats/prometheus")[1])
 
 
 def test_bolt_v2_with_crc_is_forwarded_and_answered_in_kind(meshd_run, provider):
