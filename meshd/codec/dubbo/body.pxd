@@ -1,9 +1,11 @@
-# The compiled hot path (meshd/compiled.py): the raw attachment reader's positions as C integers.
+# The compiled hot path (meshd/compiled.py): the raw attachment reader's positions as C integers, its
+# frame a bytearray (indexed without Python int objects).
 
 cimport cython
 
 @cython.locals(b=cython.Py_ssize_t, q=cython.Py_ssize_t)
-cdef tuple _t_value(frame, Py_ssize_t p, Py_ssize_t end)
+cdef tuple _t_value(bytearray frame, Py_ssize_t p, Py_ssize_t end)
 
-@cython.locals(p=cython.Py_ssize_t, end=cython.Py_ssize_t, q=cython.Py_ssize_t, last=cython.Py_ssize_t)
+@cython.locals(p=cython.Py_ssize_t, end=cython.Py_ssize_t, q=cython.Py_ssize_t, last=cython.Py_ssize_t,
+               buf=bytearray)
 cpdef trailing_attachment(frame, key)

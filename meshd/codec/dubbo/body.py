@@ -373,18 +373,19 @@ def trailing_attachment(frame: bytes | bytearray, key: bytes) -> Any:
     p = frame.rfind(key, HEADER_SIZE)
     if p < 0:
         return None
-    end = len(frame)
-    value, q = _t_value(frame, p + len(key), end) if p + len(key) < end else (UNSURE, p)
+    buf = frame if type(frame) is bytearray else bytearray(frame)   # events' frames are (compiled: typed reads)
+    end = len(buf)
+    value, q = _t_value(buf, p + len(key), end) if p + len(key) < end else (UNSURE, p)
     if value is UNSURE:
         return UNSURE
     last = end - 1
     while q < last:
-        k, q = _t_value(frame, q, end)
+        k, q = _t_value(buf, q, end)
         if k is UNSURE or k is None or type(k) is int or q >= last:
             return UNSURE
-        v, q = _t_value(frame, q, end)
+        v, q = _t_value(buf, q, end)
         if v is UNSURE:
             return UNSURE
-    if q != last or frame[last] != 0x5A:
+    if q != last or buf[last] != 0x5A:
         return UNSURE
     return bytes(value) if type(value) is bytearray else value
