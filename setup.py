@@ -9,14 +9,14 @@ import runpy
 
 from setuptools import setup
 
-MODULES = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "meshd", "compiled.py"))["MODULES"]
+COMPILED = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "meshd", "compiled.py"))
 
 
 def extensions() -> list:
-    if os.environ.get("MESHD_PURE", "") not in ("", "0"):
+    if COMPILED["pure_requested"]():
         return []
     from Cython.Build import cythonize
-    sources = [name.replace(".", "/") + ".py" for name in MODULES]
+    sources = [name.replace(".", "/") + ".py" for name in COMPILED["MODULES"]]
     # annotations are documentation here, not C types: the compiled module keeps Python's semantics
     return cythonize(sources, build_dir="build/cython", quiet=True, nthreads=os.cpu_count() or 1,
                      compiler_directives={"language_level": 3, "annotation_typing": False})

@@ -2,8 +2,9 @@
 
 The modules in :data:`MODULES` are compiled, unchanged, into extension modules beside their sources
 (``setup.py``); the ``.py`` files stay the one source and the reference. Compiled code keeps Python's
-semantics (no type annotations are enforced, no class becomes a C type), so the same suites pass either
-way, and CI runs them both ways.
+semantics: no annotation is enforced, and the ``.pxd`` beside a module makes only its ``__slots__``
+classes extension types with the same fields, every one a Python object (tests/unit/test_compiled.py
+checks they match). The same suites pass either way, and CI runs them both ways.
 
 At import, :func:`install` (called by ``meshd/__init__``) puts a finder in front of the standard one for
 these modules only. It loads the sources instead of the extensions when ``MESHD_PURE=1`` is set, or when

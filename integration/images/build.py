@@ -9,9 +9,9 @@ Order and inputs (tags from :mod:`integration.images.recipes`)::
 Builds run with ``network_mode=host`` (``docker build --network host``): the engine has no bridge, and
 apt inside the build reaches the same mirror as the host. The project's runtime dependencies and its
 build backend are fetched on the host by its own pip into a wheelhouse (cached per requirement set),
-so the image needs no package index. meshd itself goes in as a wheel built on the host, its hot path compiled
-(setup.py) by the host's C compiler: the image needs none. One build at a time per cache folder (a file lock), so parallel
-test sessions wait for each other instead of building twice.
+so the image needs no package index. meshd itself goes in as a wheel built on the host, its hot path
+compiled (setup.py) by the host's C compiler: the image needs none. One build at a time per cache folder
+(a file lock), so parallel test sessions wait for each other instead of building twice.
 """
 
 from __future__ import annotations
@@ -115,10 +115,8 @@ def _build_meshd(client, tags: Tags, work: Path, log) -> None:
     wheels = wheelhouse(project, work, log)
     shutil.copytree(wheels, context / "wheels")
     log("pip wheel meshd (the compiled hot path)")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--find-links", str(wheels),
-                           "--wheel-dir", str(context / "wheels"), str(source)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RecipeError(f"pip could not build meshd's wheel: {done.stderr.strip()[-800:]}")
+    _pip_wheel(["--no-deps", "--find-links", str(wheels), "--wheel-dir", str(context / "wheels"), str(source)],
+               "build meshd's wheel")
     shutil.rmtree(source)
     docker_build(client, context, tags.meshd, {"BASE": tags.python_base}, work / "meshd.log", log)
 
@@ -136,12 +134,16 @@ def wheelhouse(project: Path, work: Path, log) -> Path:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     log(f"pip wheel {' '.join(requirements)}")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder), *requirements],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RecipeError(f"pip could not fetch the meshd image's wheels: {done.stderr.strip()[-800:]}")
+    _pip_wheel(["--wheel-dir", str(folder), *requirements], "fetch the meshd image's wheels")
     (folder / ".complete").touch()
     return folder
+
+
+def _pip_wheel(args: list[str], what: str) -> None:
+    """``pip wheel --quiet <args>`` with the host's pip; a failure raises, quoting pip's last words."""
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RecipeError(f"pip could not {what}: {done.stderr.strip()[-800:]}")
 
 
 def docker_build(client, context: Path, tag: str, buildargs: dict, log_path: Path, log) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from integration import peers
 from integration.process import free_port
+from meshd import compiled
 from meshd.codec import bolt, dubbo
 from meshd.codec.base import NEED_DATA
 
@@ -483,7 +484,7 @@ def test_the_path_each_rpc_request_took_is_counted(meshd_run, provider, tmp_path
     assert rpc_paths(m, "dubbo") == {"common": 19, "other": 1}
     assert rpc_paths(m, "bolt") == {"common": 0, "other": 0}
     # ... on the compiled hot path, or on its source when this run asked for it (MESHD_PURE=1, meshd/compiled.py)
-    hot = "pure" if os.environ.get("MESHD_PURE", "") not in ("", "0") else "compiled"
+    hot = "pure" if compiled.pure_requested() else "compiled"
     assert re.search(rf'meshd_build_info{{hot_path="{hot}",version="[^"]+"}} 1.0', m.admin("/stats/prometheus")[1])
 
 
