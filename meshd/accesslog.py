@@ -20,6 +20,9 @@ BATCH = 1024
 """Requests buffered before their lines are formatted and written."""
 
 
+_MILLIS = [f"{ms:03d}" for ms in range(1000)]
+
+
 class AccessLog:
     __slots__ = ("path", "_out", "enabled", "_buf", "_second", "_date")
 
@@ -66,6 +69,7 @@ class AccessLog:
         offset = time.time() - time.monotonic()     # loop time → wall-clock time
         out = []
         second, date = self._second, self._date
+        millis = _MILLIS
         for started, protocol, a, b, c, status, flags, bytes_in, bytes_out, duration, upstream, cluster, \
                 attempts in entries:
             wall = started + offset
@@ -78,7 +82,8 @@ class AccessLog:
                 line = f"{protocol} {a}:{b} {c or '-'}"
             else:
                 line = f"{protocol} -"
-            out.append(f'[{date}.{int(wall * 1000) % 1000:03d}Z] "{line}" {status} {flags or "-"} {bytes_in} '
+            ms = int(wall * 1000) % 1000
+            out.append(f'[{date}.{millis[ms]}Z] "{line}" {status} {flags or "-"} {bytes_in} '
                        f'{bytes_out} {int(duration * 1000)} "{upstream or "-"}" {cluster or "-"} attempts={attempts}\n')
         self._second, self._date = second, date
         return out

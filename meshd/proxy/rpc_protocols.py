@@ -210,8 +210,12 @@ class DubboAdapter(RpcAdapter):
     @staticmethod
     def deadline_ms(event: dubbo.DubboRequest) -> float:
         """The ``timeout`` attachment (every Java consumer sends one), read from the raw body."""
-        value = _attachment(event, _TIMEOUT_KEY)   # no such key in the body: None, with one backward scan
-        try:
+        value = trailing_attachment(event.frame, _TIMEOUT_KEY)   # no such key in the body: None, one scan
+        if value is None:
+            return 0.0
+        if value is UNSURE:
+            value = _decoded_attachment(event, _TIMEOUT_KEY)
+        try:                                  # float() reads the raw bytes as it reads a str
             ms = float(value) if value is not None else 0.0
         except (TypeError, ValueError):
             return 0.0
@@ -415,11 +419,16 @@ def _attachment(event: dubbo.DubboRequest, key: bytes) -> Any:
     attachments when the raw bytes cannot say; a str, an int, or None (absent or unreadable)."""
     value = trailing_attachment(event.frame, key)
     if value is UNSURE:
-        try:
-            return event.meta().attachments.get(key[1:].decode())
-        except CodecError:
-            return None
+        return _decoded_attachment(event, key)
     return value.decode("ascii") if type(value) is bytes else value
+
+
+def _decoded_attachment(event: dubbo.DubboRequest, key: bytes) -> Any:
+    """Attachment ``key`` (its compact hessian2 form) from the decoded attachments; None when unreadable."""
+    try:
+        return event.meta().attachments.get(key[1:].decode())
+    except CodecError:
+        return None
 
 
 _OK_20 = Result(Outcome.OK, 20)

@@ -332,32 +332,44 @@ UNSURE = object()
 """:func:`trailing_attachment`'s answer when the raw bytes cannot say: decode the attachments instead."""
 
 
-def _t_value(frame: bytes | bytearray, p: int, end: int) -> tuple[Any, int]:
-    """A compact ASCII string (as bytes), an int of the short forms, or null at ``p``; UNSURE otherwise."""
+def _t_end(frame: bytearray, p: int, end: int) -> int:
+    """Where the compact value at ``p`` ends: an ASCII-length string, an int of the short forms, or null;
+    -1 for anything else or a value running past ``end``. Byte counts are character counts only for ASCII,
+    which the caller has checked for the whole tail."""
     b = frame[p]
     if b < 0x20:
         q = p + 1 + b
-        value = frame[p + 1:q]
     elif 0x30 <= b <= 0x33:
-        if p + 1 >= end:
-            return UNSURE, p
-        q = p + 2 + ((b - 0x30) << 8) + frame[p + 1]
-        value = frame[p + 2:q]
-    elif 0x80 <= b <= 0xBF:
-        return b - 0x90, p + 1
+        q = p + 2 + ((b - 0x30) << 8) + frame[p + 1] if p + 1 < end else -1
+    elif 0x80 <= b <= 0xBF or b == 0x4E:
+        q = p + 1
     elif 0xC0 <= b <= 0xCF:
-        return (((b - 0xC8) << 8) + frame[p + 1], p + 2) if p + 2 <= end else (UNSURE, p)
+        q = p + 2
     elif 0xD0 <= b <= 0xD7:
-        return (((b - 0xD4) << 16) + (frame[p + 1] << 8) + frame[p + 2], p + 3) if p + 3 <= end else (UNSURE, p)
+        q = p + 3
     elif b == 0x49:
-        return (int.from_bytes(frame[p + 1:p + 5], "big", signed=True), p + 5) if p + 5 <= end else (UNSURE, p)
-    elif b == 0x4E:
-        return None, p + 1
+        q = p + 5
     else:
-        return UNSURE, p
-    if q > end or not value.isascii():  # byte counts are character counts only for ASCII
-        return UNSURE, p
-    return value, q
+        return -1
+    return q if q <= end else -1
+
+
+def _t_value(frame: bytearray, p: int, q: int) -> Any:
+    """The compact value spanning ``frame[p:q]`` (:func:`_t_end` found ``q``): bytes, an int, or None."""
+    b = frame[p]
+    if b < 0x20:
+        return bytes(frame[p + 1:q])
+    if 0x30 <= b <= 0x33:
+        return bytes(frame[p + 2:q])
+    if 0x80 <= b <= 0xBF:
+        return b - 0x90
+    if 0xC0 <= b <= 0xCF:
+        return ((b - 0xC8) << 8) + frame[p + 1]
+    if 0xD0 <= b <= 0xD7:
+        return ((b - 0xD4) << 16) + (frame[p + 1] << 8) + frame[p + 2]
+    if b == 0x49:
+        return int.from_bytes(frame[p + 1:q], "big", signed=True)
+    return None
 
 
 def trailing_attachment(frame: bytes | bytearray, key: bytes) -> Any:
@@ -366,26 +378,33 @@ def trailing_attachment(frame: bytes | bytearray, key: bytes) -> Any:
     UNSURE.
 
     The attachments map ends the body. The key's last occurrence is trusted only when everything after it
-    reads as the rest of a map of compact strings and short ints ending the frame with ``Z``; anything
-    else (another encoding, the bytes inside an argument) answers UNSURE, and the caller decodes the
-    attachments properly. No occurrence at all means no such attachment: keys are written compact.
+    is ASCII and reads as the rest of a map of compact strings and short ints ending the frame with ``Z``;
+    anything else (another encoding, a non-ASCII string, the bytes inside an argument) answers UNSURE, and
+    the caller decodes the attachments properly. No occurrence at all means no such attachment: keys are
+    written compact.
     """
     p = frame.rfind(key, HEADER_SIZE)
     if p < 0:
         return None
     buf = frame if type(frame) is bytearray else bytearray(frame)   # events' frames are (compiled: typed reads)
-    end = len(buf)
-    value, q = _t_value(buf, p + len(key), end) if p + len(key) < end else (UNSURE, p)
-    if value is UNSURE:
+    last = len(buf) - 1
+    v = p + len(key)
+    if v >= last or buf[last] != 0x5A or not buf[v:last].isascii():
         return UNSURE
-    last = end - 1
+    q = _t_end(buf, v, last)
+    if q < 0:
+        return UNSURE
+    value_end = q
     while q < last:
-        k, q = _t_value(buf, q, end)
-        if k is UNSURE or k is None or type(k) is int or q >= last:
+        b = buf[q]
+        if not (b < 0x20 or 0x30 <= b <= 0x33):   # a key: a compact string
             return UNSURE
-        v, q = _t_value(buf, q, end)
-        if v is UNSURE:
+        q = _t_end(buf, q, last)
+        if q < 0 or q >= last:
             return UNSURE
-    if q != last or buf[last] != 0x5A:
+        q = _t_end(buf, q, last)
+        if q < 0:
+            return UNSURE
+    if q != last:
         return UNSURE
-    return bytes(value) if type(value) is bytearray else value
+    return _t_value(buf, v, value_end)
