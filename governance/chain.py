@@ -81,18 +81,22 @@ def is_error(error: Any) -> bool:
 
 class Entry:
     """A passed entry. Call :meth:`exit` exactly once when the request completes (a second call is a
-    no-op). ``wait_ms`` is how long the caller must wait before sending (throttling); 0 means now."""
+    no-op). ``wait_ms`` is how long the caller must wait before sending (throttling); 0 means now.
 
-    __slots__ = ("_engine", "_plans", "_start", "batch", "wait_ms", "_extra")
+    :meth:`Chain.entry_batch` gives its ``n`` requests one shared entry (``n`` times in its list): it takes
+    ``n`` exits, each recorded as one request's, and counts as exited after the last of them."""
+
+    __slots__ = ("_engine", "_plans", "_start", "batch", "wait_ms", "_extra", "_left")
 
     def __init__(self, engine: Chain, plans: tuple, start_ms: int, batch: int, wait_ms: float,
-                 extra: tuple | None) -> None:
+                 extra: tuple | None, left: int = 1) -> None:
         self._engine = engine
         self._plans = plans
         self._start = start_ms
         self.batch = batch
         self.wait_ms = wait_ms
         self._extra = extra  # (held hotspot values, inbound?, origin nodes) when any is in use
+        self._left = left    # exits still to come (more than one: a batch's shared entry)
 
     @property
     def resource(self) -> str:
@@ -114,7 +118,10 @@ class Entry:
             return
         if self._engine._held is not None:
             self._engine.flush_held()  # completions held before this one are recorded first
-        self._plans = None
+        if self._left > 1:             # a batch's shared entry: one of its requests completed
+            self._left -= 1
+        else:
+            self._plans = None
         now = self._engine._now_ns() // 1_000_000
         rt = now - self._start if rt_ms is None else int(rt_ms)
         if rt < 0:
@@ -139,6 +146,8 @@ class Entry:
                 node.error_total += batch
             for breaker in plan.breakers:
                 breaker.on_complete(now, rt, err)
+        if self._plans is not None:
+            return           # a batch's shared entry, exits still to come (it holds no extra state)
         extra = self._extra
         self._extra = plans  # keeps ``resources`` answerable after exit
         if extra is not None:
@@ -154,7 +163,25 @@ class Entry:
     def exit_held(self) -> None:
         """:meth:`exit` for a request that succeeded together with others (one read of responses): see
         :meth:`Chain.exit_held`."""
-        self._engine.exit_held(self)
+        plans = self._plans
+        if plans is None:
+            return
+        if self._extra is not None or self.batch != 1:
+            self.exit()
+            return
+        if self._left > 1:                     # a batch's shared entry: one of its requests
+            self._left -= 1
+        else:
+            self._plans = None
+            self._extra = plans                # as exit leaves it: ``resources`` stays answerable
+        engine = self._engine
+        held = engine._held
+        if held is not None:
+            if held[1] == self._start and held[0] == plans:
+                held[3] += 1
+                return
+            engine.flush_held()
+        engine._held = [plans, self._start, engine._now_ns() // 1_000_000, 1]
 
     def __enter__(self) -> Entry:
         return self
@@ -307,7 +334,8 @@ class Chain:
     def entry_batch(self, resources: Sequence[str], n: int) -> list[Entry] | None:
         """Enter ``n`` requests that arrived together (one read) into the same resources, with no caller
         origin, as ``n`` sequential :meth:`entry_many` calls at this instant would: ``n`` entries, each
-        exited on its own. Only where the answer is plainly the same: every flow check is a pure count
+        exited on its own (the list holds one shared entry ``n`` times: see :class:`Entry`). Only where the
+        answer is plainly the same: every flow check is a pure count
         (``batchable``: current + n within the threshold), isolation leaves room for ``n``, every breaker is
         closed, no hotspot or system rule applies. Anything else (one of them would block, wait or probe)
         returns None with nothing recorded, and the caller enters the requests one by one. Each entry must
@@ -338,7 +366,7 @@ class Chain:
             plan.node.record_pass(now, n, n)
             for counter in plan.standalone:
                 counter.add_pass(now, n)
-        return [Entry(self, plans, now, 1, 0.0, None) for _ in range(n)]
+        return [Entry(self, plans, now, 1, 0.0, None, n)] * n
 
     def exit_held(self, entry: Entry) -> None:
         """Exit ``entry`` as a success, held with the successes right before it that entered the same
@@ -346,21 +374,7 @@ class Chain:
         would record them (``CircuitBreaker.on_successes``), when another entry or exit comes or at
         :meth:`flush_held`, which the caller calls when the batch of completions (a read) ends. An entry
         with origin, hotspot or inbound state, or a batch of more than one, exits at once."""
-        plans = entry._plans
-        if plans is None:
-            return
-        if entry._extra is not None or entry.batch != 1:
-            entry.exit()
-            return
-        entry._plans = None
-        entry._extra = plans                   # as exit leaves it: ``resources`` stays answerable
-        held = self._held
-        if held is not None:
-            if held[1] == entry._start and held[0] == plans:
-                held[3] += 1
-                return
-            self.flush_held()
-        self._held = [plans, entry._start, self._now_ns() // 1_000_000, 1]
+        entry.exit_held()
 
     def flush_held(self) -> None:
         """Record the held successes (see :meth:`exit_held`)."""

@@ -127,6 +127,24 @@ def test_a_batch_is_taken_only_where_the_answer_is_plainly_the_same():
     assert throttled.entry_batch((SVC, METHOD), 2) is None, "throttling spaces each request"
 
 
+def test_a_batch_shares_one_entry_that_takes_one_exit_per_request():
+    clock = ManualClock(now_ms=T0)
+    engine = _engine({"flow": ("go", [{"resource": METHOD, "threshold": 10}])}, clock)
+    entries = engine.entry_batch((SVC, METHOD), 3)
+    assert len(entries) == 3 and len({id(e) for e in entries}) == 1
+    shared = entries[0]
+    shared.exit()
+    entries[1].exit_held()
+    engine.flush_held()
+    assert not shared.exited and engine.resource_stats(METHOD).concurrency == 1
+    assert engine.resource_stats(METHOD).complete_total == 2
+    shared.exit(error=RuntimeError("boom"))
+    assert shared.exited and shared.resources == (SVC, METHOD)
+    shared.exit()                                        # one exit too many: a no-op, as for any entry
+    stats = engine.resource_stats(METHOD)
+    assert (stats.concurrency, stats.complete_total, stats.error_total) == (0, 3, 1)
+
+
 _BREAKERS = st.lists(st.fixed_dictionaries({
     "resource": st.sampled_from([SVC, METHOD]), "strategy": st.sampled_from([0, 1, 2]),
     "threshold": st.sampled_from([0.2, 0.5, 1.0, 2, 3]), "minRequestAmount": st.integers(1, 12),
