@@ -241,7 +241,7 @@ class DubboAdapter(RpcAdapter):
         if head is not None:
             raw = trailing_attachment(frame, _GROUP_KEY)
             if raw is not UNSURE:
-                return raw.decode("ascii") if type(raw) is bytes else ""
+                return raw.decode("ascii") if type(raw) is bytearray else ""
         value = view.attachments().get("group")
         return value if isinstance(value, str) else ""
 
@@ -420,7 +420,7 @@ def _attachment(event: dubbo.DubboRequest, key: bytes) -> Any:
     value = trailing_attachment(event.frame, key)
     if value is UNSURE:
         return _decoded_attachment(event, key)
-    return value.decode("ascii") if type(value) is bytes else value
+    return value.decode("ascii") if type(value) is bytearray else value
 
 
 def _decoded_attachment(event: dubbo.DubboRequest, key: bytes) -> Any:

@@ -355,12 +355,12 @@ def _t_end(frame: bytearray, p: int, end: int) -> int:
 
 
 def _t_value(frame: bytearray, p: int, q: int) -> Any:
-    """The compact value spanning ``frame[p:q]`` (:func:`_t_end` found ``q``): bytes, an int, or None."""
+    """The compact value spanning ``frame[p:q]`` (:func:`_t_end` found ``q``): a bytearray, an int, or None."""
     b = frame[p]
     if b < 0x20:
-        return bytes(frame[p + 1:q])
+        return frame[p + 1:q]
     if 0x30 <= b <= 0x33:
-        return bytes(frame[p + 2:q])
+        return frame[p + 2:q]
     if 0x80 <= b <= 0xBF:
         return b - 0x90
     if 0xC0 <= b <= 0xCF:
@@ -374,8 +374,8 @@ def _t_value(frame: bytearray, p: int, q: int) -> Any:
 
 def trailing_attachment(frame: bytes | bytearray, key: bytes) -> Any:
     """The value of attachment ``key`` (its compact hessian2 form, e.g. ``b"\\x07timeout"``) read from the
-    raw body: bytes for a string, an int, None when the body has no such attachment (or a null), or
-    UNSURE.
+    raw body: a bytearray for a string (ASCII), an int, None when the body has no such attachment (or a
+    null), or UNSURE.
 
     The attachments map ends the body. The key's last occurrence is trusted only when everything after it
     is ASCII and reads as the rest of a map of compact strings and short ints ending the frame with ``Z``;
