@@ -369,6 +369,9 @@ class ClusterSettings(Model):
     max_requests_per_connection: int | None = Field(default=None, ge=1)
     max_connections_per_endpoint: int = Field(default=1024, ge=1)      # HTTP keep-alive pool size
     connections_per_endpoint: int = Field(default=1, ge=1, le=64)      # RPC: multiplexed connections
+    # RPC: the requests of one read (a pipelining caller's) that share a route take one balancer pick per this
+    # many, so that they leave in one write to one provider; 1 picks per request. least_request always does.
+    requests_per_pick: int = Field(default=16, ge=1, le=1024)
     heartbeat_interval: Duration = 15.0      # RPC: idle heartbeat (Bolt's client default)
     heartbeat_misses: int = Field(default=3, ge=1)
     subset: SubsetConfig = SubsetConfig()

@@ -17,7 +17,8 @@ cdef class RpcDownstream:
     cdef public object ctx, rt, adapter, decoder, transport, active, closed, last_activity, peer, identity
 
     @cython.locals(plan=_Plan, last_plan=_Plan, ex=RpcExchange, host=Host, last_host=Host, conn=MuxConnection,
-                   last_conn=MuxConnection, cluster=ClusterRuntime, last_cluster=ClusterRuntime)
+                   last_conn=MuxConnection, cluster=ClusterRuntime, last_cluster=ClusterRuntime,
+                   run_host=Host, run_left=cython.Py_ssize_t)
     cpdef _events(self, now)
 
 cdef class RpcExchange:

@@ -161,7 +161,8 @@ class RpcDownstream:
 
         Requests of one read mostly share a plan and a connection: what the last of them found (the
         cluster and its host set's balancer, the deadline's tick, the host's connection) is kept for the
-        rest of the read, so each later one only checks it is the same, and is sent as
+        rest of the read, so each later one only checks it is the same; one balancer pick serves up to
+        the cluster's ``requests_per_pick`` consecutive requests of a plan. Each is sent as
         ``RpcExchange._send_attempt``, ``upstream_ready`` and ``MuxConnection.send`` would send it. Anything
         else (a pool still connecting, a per-try timeout, a one-way call, a retry) takes
         ``_send_attempt``.
@@ -177,8 +178,8 @@ class RpcDownstream:
         governed = gov is not None and gov.active
         grants: dict = {}                     # plan → the entries of its requests in this read (governed)
         # what the last request of this read found
-        last_plan = last_cluster = balancer = last_host = last_conn = last_slot = None
-        last_epoch, last_timeout = -1, -1.0
+        last_plan = last_cluster = balancer = last_host = last_conn = last_slot = run_host = None
+        last_epoch, last_timeout, run_left = -1, -1.0, 0
         while True:
             try:
                 evs = dec.events()
@@ -230,6 +231,7 @@ class RpcDownstream:
                             continue
                         if plan.epoch != cluster.epoch:
                             plan.select(cluster)
+                        run_left = 0
                         hs = cluster._sets.get(plan.md_key)   # the plan's host set, built and still current
                         if hs is not None and cluster.clock() < cluster._health_epoch:
                             last_plan, last_cluster, last_epoch, balancer = plan, cluster, cluster.epoch, hs.balancer
@@ -265,7 +267,14 @@ class RpcDownstream:
                             ex.entry = grant.pop()
                         elif not admit(ex, gov):
                             continue
-                    host = balancer.pick() if plan is last_plan else None
+                    if plan is not last_plan:
+                        host = None
+                    elif run_left:                    # one pick serves a run of the read's requests
+                        run_left -= 1                 # (requests_per_pick): they leave in one write
+                        host = run_host
+                    else:
+                        host = run_host = balancer.pick()
+                        run_left = balancer.run - 1
                     if host is None or oneway or (plan.policy is not None and plan.policy.per_try_timeout):
                         ex._send_attempt(host)
                         continue

@@ -3,6 +3,9 @@
 Each balancer is built for one list of candidate hosts (a cluster's healthy set, or a subset's) and
 rebuilt when that list changes. ``pick(exclude)`` returns a host not in ``exclude`` when one exists
 (retries avoid hosts they already tried), else any host, else None. Hosts of weight 0 are never picked.
+``run`` is how many requests of one read one pick may serve (the cluster's ``requests_per_pick``; the RPC
+read loop sends that many consecutive requests of one route to the host it picked): 1 for ``least_request``,
+whose picks depend on the requests just sent.
 
 - ``round_robin``: in turn, ignoring weights.
 - ``random``: uniform.
@@ -22,10 +25,12 @@ from meshd.upstream.host import Host
 
 class Balancer:
     name = "base"
+    by_load = False                           # picks read the hosts' active requests: one pick per request
 
-    def __init__(self, hosts: Sequence[Host], rng: random.Random) -> None:
+    def __init__(self, hosts: Sequence[Host], rng: random.Random, run: int = 1) -> None:
         self.hosts = [h for h in hosts if h.weight > 0]
         self.rng = rng
+        self.run = 1 if self.by_load else run
 
     def pick(self, exclude: Collection[Host] = ()) -> Host | None:
         if not self.hosts:
@@ -50,8 +55,8 @@ class Balancer:
 class RoundRobin(Balancer):
     name = "round_robin"
 
-    def __init__(self, hosts: Sequence[Host], rng: random.Random) -> None:
-        super().__init__(hosts, rng)
+    def __init__(self, hosts: Sequence[Host], rng: random.Random, run: int = 1) -> None:
+        super().__init__(hosts, rng, run)
         self._i = rng.randrange(len(self.hosts)) if self.hosts else 0   # spread sidecars' first picks
 
     def _next(self) -> Host:
@@ -78,8 +83,8 @@ class WeightedRoundRobin(Balancer):
 
     name = "weighted_round_robin"
 
-    def __init__(self, hosts: Sequence[Host], rng: random.Random) -> None:
-        super().__init__(hosts, rng)
+    def __init__(self, hosts: Sequence[Host], rng: random.Random, run: int = 1) -> None:
+        super().__init__(hosts, rng, run)
         # offset start deadlines randomly inside the first period so sidecars don't all start alike
         self._heap = [(rng.random() / h.weight, i, h) for i, h in enumerate(self.hosts)]
         heapq.heapify(self._heap)
@@ -96,6 +101,7 @@ class LeastRequest(Balancer):
     """Power of two choices; with unequal weights compares ``(active + 1) / weight``."""
 
     name = "least_request"
+    by_load = True
 
     def _next(self) -> Host:
         hosts = self.hosts
@@ -115,5 +121,5 @@ BALANCERS: dict[str, type[Balancer]] = {
 }
 
 
-def make_balancer(policy: str, hosts: Sequence[Host], rng: random.Random) -> Balancer:
-    return BALANCERS[policy](hosts, rng)
+def make_balancer(policy: str, hosts: Sequence[Host], rng: random.Random, run: int = 1) -> Balancer:
+    return BALANCERS[policy](hosts, rng, run)

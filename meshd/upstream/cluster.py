@@ -42,9 +42,9 @@ class HostSet:
 
     __slots__ = ("hosts", "balancer")
 
-    def __init__(self, hosts: list[Host], policy: str, rng: random.Random) -> None:
+    def __init__(self, hosts: list[Host], policy: str, rng: random.Random, run: int = 1) -> None:
         self.hosts = hosts
-        self.balancer: Balancer = make_balancer(policy, hosts, rng)
+        self.balancer: Balancer = make_balancer(policy, hosts, rng, run)
 
 
 #: The endpoint metadata a Dubbo provider URL carries when its protocol serves TLS (``ProtocolConfig.sslEnabled``:
@@ -166,7 +166,7 @@ class ClusterRuntime:
         if self.local_zone:
             hosts = self._zone_preferred(hosts, now)
         chosen = _priority_hosts(hosts, now, self.settings.panic_threshold)
-        return HostSet(chosen, self.settings.lb_policy, self.rng)
+        return HostSet(chosen, self.settings.lb_policy, self.rng, self.settings.requests_per_pick)
 
     def _zone_preferred(self, hosts: list[Host], now: float) -> list[Host]:
         """Local-zone hosts when enough of them are healthy; otherwise everything (spill over)."""

@@ -51,6 +51,15 @@ def test_least_request_prefers_idle_hosts():
 
 
 @pytest.mark.parametrize("policy", ["round_robin", "random", "weighted_round_robin", "least_request"])
+def test_a_pick_serves_requests_per_pick_requests_except_by_load(policy):
+    b = make_balancer(policy, [host(1), host(2)], random.Random(4), 16)
+    assert b.run == (1 if policy == "least_request" else 16)
+    rt = runtime(host(1), host(2), lb_policy=policy, requests_per_pick=5)
+    rt.pick()
+    assert rt._sets[()].balancer.run == (1 if policy == "least_request" else 5), "the cluster's requests_per_pick"
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "random", "weighted_round_robin", "least_request"])
 def test_weight_zero_never_picked_and_exclusions(policy):
     hosts = [host(1, 0), host(2), host(3)]
     b = make_balancer(policy, hosts, random.Random(9))
