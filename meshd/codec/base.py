@@ -40,6 +40,14 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    import cython
+    COMPILED: bool = cython.compiled
+    """True in the compiled hot path (meshd/compiled.py): the frame splitters then read header fields byte by
+    byte as C integers, where the Python build unpacks them with one ``struct`` call."""
+except ImportError:                           # Cython is a build requirement, not a runtime one
+    COMPILED = False
+
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 """Default limit on a frame's declared length (Dubbo's default ``payload``, 8 MiB)."""
 

@@ -19,13 +19,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
+from meshd.codec.base import COMPILED, DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
 from meshd.codec.bolt.events import BoltHeartbeat, BoltHeartbeatAck, BoltRequest, BoltResponse
 from meshd.codec.bolt.frame import (
     CMD_HEARTBEAT, PROTO_V1, PROTOCOL, TYPE_RESPONSE, V1_REQUEST, V1_RESPONSE, crc_ok, parse_header,
 )
 
 _new = tuple.__new__
+
+
+def _u16(buf: bytearray, p: int) -> int:
+    """The big-endian unsigned 16-bit field at ``p`` (the compiled splitter's, as a C integer)."""
+    return (buf[p] << 8) | buf[p + 1]
+
+
+def _u32(buf: bytearray, p: int) -> int:
+    """The big-endian unsigned 32-bit field at ``p`` (the compiled splitter's, as a C integer)."""
+    value = buf[p]                            # compiled: a 64-bit integer, so the shifts cannot overflow
+    value = (value << 8) | buf[p + 1]
+    value = (value << 8) | buf[p + 2]
+    return (value << 8) | buf[p + 3]
 
 
 class BoltDecoder(FrameBuffer):
@@ -89,11 +102,21 @@ class BoltDecoder(FrameBuffer):
             while size - pos >= 20 and buf[pos] == PROTO_V1:
                 typ = buf[pos + 1]
                 if typ == TYPE_RESPONSE:
-                    _, _, cmd, _, rid, _, status, clen, hlen, blen = V1_RESPONSE.unpack_from(buf, pos)
+                    if COMPILED:                          # V1_RESPONSE's fields as C integers
+                        cmd, rid, status = _u16(buf, pos + 2), _u32(buf, pos + 5), _u16(buf, pos + 10)
+                        clen, hlen, blen = _u16(buf, pos + 12), _u16(buf, pos + 14), _u32(buf, pos + 16)
+                    else:
+                        _, _, cmd, _, rid, _, status, clen, hlen, blen = V1_RESPONSE.unpack_from(buf, pos)
                     declared = clen + hlen + blen
                     end = pos + 20 + declared
                 elif typ <= 2 and size - pos >= 22:
-                    _, _, cmd, _, rid, _, timeout, clen, hlen, blen = V1_REQUEST.unpack_from(buf, pos)
+                    if COMPILED:                          # V1_REQUEST's fields as C integers
+                        cmd, rid, timeout = _u16(buf, pos + 2), _u32(buf, pos + 5), _u32(buf, pos + 10)
+                        if timeout >= 0x80000000:
+                            timeout -= 0x100000000        # ">i": signed
+                        clen, hlen, blen = _u16(buf, pos + 14), _u16(buf, pos + 16), _u32(buf, pos + 18)
+                    else:
+                        _, _, cmd, _, rid, _, timeout, clen, hlen, blen = V1_REQUEST.unpack_from(buf, pos)
                     declared = clen + hlen + blen
                     end = pos + 22 + declared
                 else:

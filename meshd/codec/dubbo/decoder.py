@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshd.codec.base import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
+from meshd.codec.base import COMPILED, DEFAULT_MAX_FRAME_SIZE, FrameBuffer, FrameTooLarge, ProtocolError
 from meshd.codec.dubbo.events import DubboEvent, DubboHeartbeat, DubboHeartbeatAck, DubboRequest, DubboResponse
 from meshd.codec.dubbo.frame import (
     FLAG_EVENT, FLAG_REQUEST, FLAG_TWOWAY, HEADER, HEADER_SIZE, HESSIAN2, MAGIC, PROTOCOL, SERIALIZATION_MASK,
@@ -85,7 +85,20 @@ class DubboDecoder(FrameBuffer):
             buf, limit = self.buf, self.max_frame_size
             size = len(buf)
             while size - pos >= 16:                       # HEADER_SIZE
-                magic, flag, status, rid, length = unpack(buf, pos)
+                if COMPILED:                              # HEADER's fields as C integers (no tuple, no ints)
+                    magic = (buf[pos] << 8) | buf[pos + 1]
+                    flag = buf[pos + 2]
+                    status = buf[pos + 3]
+                    rid = buf[pos + 4]
+                    for i in range(pos + 5, pos + 12):
+                        rid = (rid << 8) | buf[i]         # wraps to the signed ">q" value (C's int64, -fwrapv)
+                    length = buf[pos + 12]
+                    for i in range(pos + 13, pos + 16):
+                        length = (length << 8) | buf[i]
+                    if length >= 0x80000000:
+                        length -= 0x100000000             # ">i": signed
+                else:
+                    magic, flag, status, rid, length = unpack(buf, pos)
                 if magic != 0xDABB or length < 0 or length > limit:
                     break
                 end = pos + 16 + length

@@ -342,3 +342,18 @@ def test_method_lookup_cache_falls_back_for_other_shapes():
     assert request({"targetAppName": ["not", "compact"], "methodName": "slow"}).head().method == "slow"
     assert request({"targetAppName": "app", "methodName": "m\u00e9thode"}).head().method == "m\u00e9thode"
     assert request({"targetAppName": "app", "methodName": None}).head().method is None
+
+
+@pytest.mark.parametrize("request_id", [0, 1, 0x7F, 0x80, 0xFFFF, 2**31, 2**32 - 1])
+@pytest.mark.parametrize("timeout", [0, 3000, 2**31 - 1, -1, -2**31])
+def test_the_batch_splitter_reads_every_field_as_the_header_does(request_id, timeout):
+    # events() reads header fields byte by byte when compiled: unsigned ids and lengths, a signed timeout
+    frames = encode_request(request_id, "S:1.0", "m", ["x" * 300], arg_types=["java.lang.String"],
+                                 timeout=timeout) + encode_status_response(request_id, 0x10)
+    one_by_one = BoltDecoder()
+    one_by_one.receive_data(frames)
+    want = [one_by_one.next_event(), one_by_one.next_event()]
+    dec = BoltDecoder()
+    dec.receive_data(frames)
+    got = dec.events()
+    assert got == want and (got[0].request_id, got[0].timeout, got[1].status) == (request_id, timeout, 0x10)

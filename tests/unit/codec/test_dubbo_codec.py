@@ -347,3 +347,25 @@ def test_fast_paths_agree_with_full_decoding(args, att, service, version):
     inv = req.invocation()
     assert req.head() == inv.head and req.meta() == (inv.head, inv.attachments)
     assert inv.args == args
+
+
+@pytest.mark.parametrize("request_id", [0, 1, 0x7F, 0x80, 0xFFFF, 2**31, 2**32 + 5, 2**63 - 1, -1, -2**63])
+def test_the_batch_splitter_reads_every_request_id_as_the_header_does(request_id):
+    # events() reads header fields byte by byte when compiled: signed 64-bit ids, big-endian, as ">q"
+    frames = encode_request(request_id, "S", "m", ["x"], param_types="Ljava/lang/String;") + \
+        encode_response(request_id, "ok")
+    dec = DubboDecoder()
+    dec.receive_data(frames)
+    request, response = dec.events()
+    assert (request.request_id, response.request_id, response.status) == (request_id, request_id, 20)
+    assert bytes(request.frame) + bytes(response.frame) == frames
+
+
+@pytest.mark.parametrize("length", [b"\x80\x00\x00\x00", b"\xff\xff\xff\xff"])
+def test_the_batch_splitter_stops_at_a_negative_length_and_the_next_call_raises(length):
+    good = encode_heartbeat(1)
+    dec = DubboDecoder()
+    dec.receive_data(good + bytes.fromhex("dabbc202" + "0000000000000009") + length + b"x" * 8)
+    assert [type(ev) for ev in dec.events()] == [DubboHeartbeat]
+    with pytest.raises(ProtocolError, match="negative body length"):
+        dec.events()
