@@ -33,7 +33,7 @@ from meshd.codec import bolt, dubbo
 from meshd.codec.bolt import body as bolt_body
 from meshd.codec.bolt.frame import TYPE_REQUEST_ONEWAY, header_entries
 from meshd.codec.dubbo.body import UNSURE, trailing_attachment
-from meshd.codec.base import CodecError, UnsupportedSerialization
+from meshd.codec.base import COMPILED, CodecError, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
 
 _DUBBO_ID = struct.Struct(">q")
@@ -257,8 +257,8 @@ class DubboAdapter(RpcAdapter):
         return not event.twoway
 
     @staticmethod
-    def patch_id(frame: bytearray, request_id: int, _pack=_DUBBO_ID.pack_into) -> None:
-        _pack(frame, 4, request_id)
+    def patch_id(frame: bytearray, request_id: int) -> None:
+        _patch_dubbo_id(frame, request_id)
 
     @staticmethod
     def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
@@ -387,11 +387,8 @@ class BoltAdapter(RpcAdapter):
         return event.oneway
 
     @staticmethod
-    def patch_id(frame: bytearray, request_id: int, _pack=_BOLT_ID.pack_into) -> None:
-        if frame[0] == 1:                      # v1: the id at 5, no CRC
-            _pack(frame, 5, request_id & 0xFFFFFFFF)
-        else:
-            bolt.patch_request_id(frame, request_id & 0xFFFFFFFF)
+    def patch_id(frame: bytearray, request_id: int) -> None:
+        _patch_bolt_id(frame, request_id)
 
     @staticmethod
     def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
@@ -412,6 +409,29 @@ class BoltAdapter(RpcAdapter):
     @staticmethod
     def readonly(event: Any) -> bool | None:
         return None
+
+
+def _patch_dubbo_id(frame: bytearray, request_id: int) -> None:
+    """Write the request id into a Dubbo frame's header, in place (compiled: byte by byte, as C integers)."""
+    if COMPILED:
+        for i in range(11, 3, -1):
+            frame[i] = request_id & 0xFF
+            request_id >>= 8
+    else:
+        _DUBBO_ID.pack_into(frame, 4, request_id)
+
+
+def _patch_bolt_id(frame: bytearray, request_id: int) -> None:
+    """Write the request id into a Bolt frame's header, in place; a v2 frame's CRC is recomputed."""
+    request_id &= 0xFFFFFFFF
+    if frame[0] != 1:
+        bolt.patch_request_id(frame, request_id)
+    elif COMPILED:                             # v1: the id at 5, no CRC
+        for i in range(8, 4, -1):
+            frame[i] = request_id & 0xFF
+            request_id >>= 8
+    else:
+        _BOLT_ID.pack_into(frame, 5, request_id)
 
 
 def _attachment(event: dubbo.DubboRequest, key: bytes) -> Any:

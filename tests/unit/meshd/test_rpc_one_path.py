@@ -553,3 +553,21 @@ def test_the_requests_of_one_read_enter_governance_as_they_would_one_by_one(prot
         finally:
             await rig.stop()
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("request_id", [1, 0x80, 0xFFFF, 2**31, 2**32 - 1, 2**32 + 7, 2**63 - 1, -1, -2**63])
+@pytest.mark.parametrize("frame", [
+    dubbo.encode_request(5, IFACE, "m", ["x"], param_types=["java.lang.String"]),
+    bolt.encode_request(5, IFACE, "m", ["x"], arg_types=["java.lang.String"]),
+    bolt.encode_request(5, IFACE, "m", ["x"], arg_types=["java.lang.String"], version=2, ver1=2, crc=True)],
+    ids=["dubbo", "bolt-v1", "bolt-v2-crc"])
+def test_the_id_patcher_writes_what_the_codec_writes(frame, request_id):
+    # the adapters' patchers write header bytes as C integers when compiled; the codecs' struct writes are the
+    # reference (Bolt ids are 32-bit: the patcher keeps the low 32 bits, a v2 frame's CRC is recomputed)
+    protocol = "dubbo" if frame[:2] == b"\xda\xbb" else "bolt"
+    codec = dubbo if protocol == "dubbo" else bolt
+    want = bytearray(frame)
+    codec.patch_request_id(want, request_id if protocol == "dubbo" else request_id & 0xFFFFFFFF)
+    got = bytearray(frame)
+    ADAPTERS[protocol].patch_id(got, request_id)
+    assert got == want
