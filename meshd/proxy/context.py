@@ -20,6 +20,9 @@ from meshd.upstream.cluster import ClusterManager
 class Runtime:
     """Everything a request may touch besides its own connection. One per running meshd."""
 
+    __slots__ = ("config", "clusters", "stats", "access_log", "rng", "loop", "timers", "draining", "connections",
+                 "governance", "in_flight", "tls")
+
     def __init__(self, config: Config, clusters: ClusterManager, stats: Stats, access_log: AccessLog,
                  rng: random.Random | None = None) -> None:
         self.config = config

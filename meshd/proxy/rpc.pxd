@@ -4,6 +4,7 @@
 cimport cython
 
 from meshd.accesslog cimport AccessLog
+from meshd.proxy.context cimport Runtime
 from meshd.stats cimport RequestStats
 from meshd.upstream.cluster cimport ClusterRuntime
 from meshd.upstream.host cimport Host
@@ -16,8 +17,8 @@ cdef class _Plan:
 cdef class RpcDownstream:
     cdef public object ctx, rt, adapter, decoder, transport, active, closed, last_activity, peer, identity
 
-    @cython.locals(plan=_Plan, last_plan=_Plan, ex=RpcExchange, host=Host, last_host=Host, conn=MuxConnection,
-                   last_conn=MuxConnection, cluster=ClusterRuntime, last_cluster=ClusterRuntime,
+    @cython.locals(rt=Runtime, plan=_Plan, last_plan=_Plan, ex=RpcExchange, host=Host, last_host=Host,
+                   conn=MuxConnection, last_conn=MuxConnection, cluster=ClusterRuntime, last_cluster=ClusterRuntime,
                    run_host=Host, run_left=cython.Py_ssize_t)
     cpdef _events(self, now)
 
@@ -28,5 +29,6 @@ cdef class RpcExchange:
     @cython.locals(host=Host, down=RpcDownstream, plan=_Plan, cluster=ClusterRuntime)
     cpdef upstream_response(self, conn, event)
 
-    @cython.locals(down=RpcDownstream, plan=_Plan, cluster=ClusterRuntime, access_log=AccessLog, rec=RequestStats)
+    @cython.locals(rt=Runtime, down=RpcDownstream, plan=_Plan, cluster=ClusterRuntime, access_log=AccessLog,
+                   rec=RequestStats)
     cpdef _finish(self)
