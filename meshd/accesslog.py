@@ -4,7 +4,8 @@
 (fields: start, request line, status, response flags, bytes received, bytes sent, duration ms, upstream
 host, cluster, attempts). For RPC the request line is ``"DUBBO org.example.DemoService:sayHello 2.0.2"``.
 
-A request costs one tuple of its raw fields (:meth:`AccessLog.rpc`, :meth:`AccessLog.http`); lines are
+A request costs one tuple of its raw fields (:meth:`AccessLog.rpc`, :meth:`AccessLog.http`; an RPC request's line
+is made once per routing plan, :func:`rpc_request`); lines are
 formatted when the buffer is written: every ``BATCH`` requests, and by meshd's once-a-second sweep
 (:meth:`AccessLog.flush`). Start times are the event loop's clock (``loop.time()``, the monotonic clock)
 and become wall-clock time when formatted; the date part is formatted once per second of log.
@@ -21,6 +22,12 @@ BATCH = 1024
 
 
 _MILLIS = [f"{ms:03d}" for ms in range(1000)]
+"""The milliseconds part of a line, indexed (a format spec per line costs more than the rest of its numbers)."""
+
+
+def rpc_request(label: str, service: str, method: str, version: str) -> str:
+    """An RPC request's line as the log shows it: ``DUBBO org.example.DemoService:sayHello 1.0.0``."""
+    return f"{label} {service}:{method} {version or '-'}" if service else f"{label} -"
 
 
 class AccessLog:
@@ -40,12 +47,11 @@ class AccessLog:
         self._second = -1
         self._date = ""
 
-    def rpc(self, started: float, protocol: str, service: str, method: str, version: str, status: Any,
-            flags: str, bytes_in: int, duration: float, upstream: str, cluster: str, attempts: int) -> None:
-        """One RPC request (``protocol`` upper case, as the line shows it); ``started`` is loop time."""
+    def rpc(self, started: float, request: str, status: Any, flags: str, bytes_in: int, duration: float,
+            upstream: str, cluster: str, attempts: int) -> None:
+        """One RPC request (``request``: :func:`rpc_request`); ``started`` is loop time."""
         buf = self._buf
-        buf.append((started, protocol, service, method, version, status, flags, bytes_in, 0, duration, upstream,
-                    cluster, attempts))
+        buf.append((started, request, None, None, status, flags, bytes_in, 0, duration, upstream, cluster, attempts))
         if len(buf) >= BATCH:
             self.flush()
 
@@ -53,8 +59,8 @@ class AccessLog:
              bytes_in: int, bytes_out: int, duration: float, upstream: str, cluster: str, attempts: int) -> None:
         """One HTTP request (method and URL as received); ``started`` is loop time."""
         buf = self._buf
-        buf.append((started, None, method, url, version, status, flags, bytes_in, bytes_out, duration, upstream,
-                    cluster, attempts))
+        buf.append((started, method, url, version, status, flags, bytes_in, bytes_out, duration, upstream, cluster,
+                    attempts))
         if len(buf) >= BATCH:
             self.flush()
 
@@ -70,18 +76,13 @@ class AccessLog:
         out = []
         second, date = self._second, self._date
         millis = _MILLIS
-        for started, protocol, a, b, c, status, flags, bytes_in, bytes_out, duration, upstream, cluster, \
+        for started, request, url, version, status, flags, bytes_in, bytes_out, duration, upstream, cluster, \
                 attempts in entries:
             wall = started + offset
             s = int(wall)
             if s != second:
                 second, date = s, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-            if protocol is None:
-                line = f"{a.decode('latin-1')} {b.decode('latin-1')} HTTP/{c}"
-            elif a:
-                line = f"{protocol} {a}:{b} {c or '-'}"
-            else:
-                line = f"{protocol} -"
+            line = request if url is None else f"{request.decode('latin-1')} {url.decode('latin-1')} HTTP/{version}"
             ms = int(wall * 1000) % 1000
             out.append(f'[{date}.{millis[ms]}Z] "{line}" {status} {flags or "-"} {bytes_in} '
                        f'{bytes_out} {int(duration * 1000)} "{upstream or "-"}" {cluster or "-"} attempts={attempts}\n')

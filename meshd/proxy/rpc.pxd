@@ -12,7 +12,7 @@ from meshd.upstream.mux cimport MuxConnection
 
 cdef class _Plan:
     cdef public object service, method, version, group, extra, oneway, route, name, route_md, policy, timeout
-    cdef public object cacheable, epoch, md, md_key, gov_gen, gov, rec
+    cdef public object cacheable, epoch, md, md_key, gov_gen, gov, rec, log
 
 cdef class RpcDownstream:
     cdef public object ctx, rt, adapter, decoder, transport, active, closed, last_activity, peer, identity

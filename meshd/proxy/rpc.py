@@ -35,6 +35,7 @@ import logging
 from typing import Any, Callable
 
 from meshd import writebatch
+from meshd.accesslog import rpc_request
 from governance import BlockError
 from meshd.codec.base import CLOSED, CodecError, FrameTooLarge, UnsupportedSerialization
 from meshd.codec.outcome import Outcome, Result
@@ -73,7 +74,7 @@ class _Plan:
     """
 
     __slots__ = ("service", "method", "version", "group", "extra", "oneway", "route", "name", "route_md", "policy",
-                 "timeout", "cacheable", "epoch", "md", "md_key", "gov_gen", "gov", "rec")
+                 "timeout", "cacheable", "epoch", "md", "md_key", "gov_gen", "gov", "rec", "log")
 
     def __init__(self, service: str, method: str, version: str, group: str, extra: dict[str, str], oneway: bool,
                  decision: tuple, cacheable: bool) -> None:
@@ -88,6 +89,7 @@ class _Plan:
         self.gov_gen = -1
         self.gov: tuple = ()
         self.rec: Any = None
+        self.log: str | None = None           # its access-log request line (made on first use)
 
     def select(self, cluster: Any) -> None:
         """The subset metadata for ``cluster`` as it is now (Dubbo's rules: a request's version and group
@@ -708,10 +710,16 @@ class RpcExchange:
         access_log = rt.access_log
         if access_log.enabled:
             tried = self.tried
-            what = plan if plan is not None else (self.view or _BODYLESS)
-            access_log.rpc(self.started, self.adapter.label, what.service, what.method, what.version, self.status,
-                           self.flags, len(self.event.frame), duration, tried[-1].address if tried else "",
-                           plan.name if plan is not None else "-", len(tried) if tried else 0)
+            if plan is None:
+                what = self.view or _BODYLESS
+                request = rpc_request(self.adapter.label, what.service, what.method, what.version)
+            else:
+                request = plan.log
+                if request is None:
+                    request = plan.log = rpc_request(self.adapter.label, plan.service, plan.method, plan.version)
+            access_log.rpc(self.started, request, self.status, self.flags, len(self.event.frame), duration,
+                           tried[-1].address if tried else "", plan.name if plan is not None else "-",
+                           len(tried) if tried else 0)
         active = down.active
         active.discard(self)
         if rt.draining and not active:
