@@ -333,22 +333,18 @@ UNSURE = object()
 
 
 def _t_end(frame: bytearray, p: int, end: int) -> int:
-    """Where the compact value at ``p`` ends: an ASCII-length string, an int of the short forms, or null;
-    -1 for anything else or a value running past ``end``. Byte counts are character counts only for ASCII,
-    which the caller has checked for the whole tail."""
+    """Where the compact value at ``p`` ends: a string, an ``I`` int or null; -1 for anything else or a value
+    running past ``end``. The caller has checked that the whole tail is ASCII, so byte counts are character
+    counts, and the compact int forms (0x80 and up) cannot occur."""
     b = frame[p]
     if b < 0x20:
         q = p + 1 + b
     elif 0x30 <= b <= 0x33:
         q = p + 2 + ((b - 0x30) << 8) + frame[p + 1] if p + 1 < end else -1
-    elif 0x80 <= b <= 0xBF or b == 0x4E:
-        q = p + 1
-    elif 0xC0 <= b <= 0xCF:
-        q = p + 2
-    elif 0xD0 <= b <= 0xD7:
-        q = p + 3
     elif b == 0x49:
         q = p + 5
+    elif b == 0x4E:
+        q = p + 1
     else:
         return -1
     return q if q <= end else -1
@@ -361,12 +357,6 @@ def _t_value(frame: bytearray, p: int, q: int) -> Any:
         return frame[p + 1:q]
     if 0x30 <= b <= 0x33:
         return frame[p + 2:q]
-    if 0x80 <= b <= 0xBF:
-        return b - 0x90
-    if 0xC0 <= b <= 0xCF:
-        return ((b - 0xC8) << 8) + frame[p + 1]
-    if 0xD0 <= b <= 0xD7:
-        return ((b - 0xD4) << 16) + (frame[p + 1] << 8) + frame[p + 2]
     if b == 0x49:
         return int.from_bytes(frame[p + 1:q], "big", signed=True)
     return None
@@ -378,10 +368,10 @@ def trailing_attachment(frame: bytes | bytearray, key: bytes) -> Any:
     null), or UNSURE.
 
     The attachments map ends the body. The key's last occurrence is trusted only when everything after it
-    is ASCII and reads as the rest of a map of compact strings and short ints ending the frame with ``Z``;
-    anything else (another encoding, a non-ASCII string, the bytes inside an argument) answers UNSURE, and
-    the caller decodes the attachments properly. No occurrence at all means no such attachment: keys are
-    written compact.
+    is ASCII and reads as the rest of a map of compact strings (values also ``I`` ints or nulls) ending the
+    frame with ``Z``; anything else (another encoding, a non-ASCII string, a compact int, the bytes inside an
+    argument) answers UNSURE, and the caller decodes the attachments properly. No occurrence at all means no
+    such attachment: keys are written compact.
     """
     p = frame.rfind(key, HEADER_SIZE)
     if p < 0:
