@@ -21,17 +21,16 @@ registration copies into metadata). Caller ``parameters`` win over every default
 from __future__ import annotations
 
 import math
-import re
 import struct
 from typing import Mapping
 
+from discovery.model import parse_int
 from discovery.registration import ServiceInfo
 
 #: Dubbo's ``DEFAULT_WARMUP`` (ms): what a Dubbo consumer assumes when a provider sets no ``warmup``.
 DUBBO_DEFAULT_WARMUP_MS = 10 * 60 * 1000
 DUBBO_PROTOCOL_VERSION = "2.0.2"   # the `dubbo` parameter: the Dubbo2 wire-protocol version
 DUBBO_RELEASE = "2.7.23"           # the `release` parameter: the Dubbo SDK release meshd speaks for
-INTEGER = re.compile(r"[+-]?[0-9]+")
 DEFAULT_WEIGHT = 100
 
 
@@ -86,13 +85,8 @@ def param(params: Mapping[str, str], key: str) -> str:
 
 def int_param(params: Mapping[str, str], key: str, default: int) -> int:
     """An integer parameter; anything that is not an integer falls back to ``default``."""
-    text = param(params, key).strip()
-    if not INTEGER.fullmatch(text):
-        return default
-    try:
-        return int(text)
-    except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits())
-        return default
+    value = parse_int(param(params, key).strip())
+    return default if value is None else value
 
 
 def enabled(params: Mapping[str, str]) -> bool:

@@ -22,6 +22,7 @@ Subscribers are called synchronously, in subscription order, after the model has
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
@@ -36,6 +37,20 @@ class Health(enum.Enum):
     UNHEALTHY = "unhealthy"
     DRAINING = "draining"
     UNKNOWN = "unknown"
+
+
+INTEGER = re.compile(r"[+-]?[0-9]+")
+"""A registry parameter's integer: a sign and digits, as Java's ``Integer.parseInt`` / ``Long.parseLong`` read it."""
+
+
+def parse_int(text: str) -> int | None:
+    """``text`` as an integer (:data:`INTEGER`), else None (also for more digits than ``int()`` converts)."""
+    if INTEGER.fullmatch(text) is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits())
+        return None
 
 
 def split_address(address: str) -> tuple[str, int]:

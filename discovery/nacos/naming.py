@@ -43,8 +43,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from discovery.dubbo_params import INTEGER, dubbo_weight, enabled as dubbo_enabled, int_param
-from discovery.model import EndpointSpec, Health, assign_instances, split_address
+from discovery.dubbo_params import dubbo_weight, enabled as dubbo_enabled, int_param
+from discovery.model import INTEGER, EndpointSpec, Health, assign_instances, split_address
 
 PROVIDERS = "providers"
 CONSUMERS = "consumers"

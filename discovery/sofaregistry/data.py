@@ -19,14 +19,13 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from discovery.model import EndpointSpec, split_address
+from discovery.model import EndpointSpec, parse_int, split_address
 from discovery.registration import INTERFACE
 from discovery.sofa_params import PROTOCOL_CODES, SERIALIZATION_CODES, sofa_weight
 
 DEFAULT_VERSION = "1.0"                  # SOFARPC's default service version
 DEFAULT_PORT = 12200                     # SOFARPC's bolt port, for a provider string that names none
 _NAME_PART = re.compile(r"[^\s:@#&=?/]+")
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 class DataError(ValueError):
@@ -101,21 +100,11 @@ def parse_provider(text: str) -> Provider:
     if not host or any(c in host for c in " /?#@[]"):       # split_address took an IPv6 host's brackets off
         raise DataError(f"provider {text!r}: {host!r} is not a host")
     for key in ("weight", "_WEIGHT", "startTime", "warmupTime", "warmupWeight"):
-        if key in params and not _is_integer(params[key]):
+        if key in params and parse_int(params[key]) is None:
             raise DataError(f"provider {text!r}: {key}={params[key]!r} is not an integer")
     protocol = scheme or PROTOCOL_CODES.get(params.get("p", ""), params.get("p", "")) or "bolt"
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return Provider(address, protocol, params)
-
-
-def _is_integer(text: str) -> bool:
-    if not _INTEGER.fullmatch(text):
-        return False
-    try:
-        int(text)
-    except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits())
-        return False
-    return True
 
 
 def provider_string(address: str, service: Service, *, app: str, weight: int, serialization: str, timeout: int | None,

@@ -45,9 +45,9 @@ from typing import Iterable, Mapping
 
 from discovery.dubbo_params import (DUBBO_DEFAULT_WARMUP_MS, dubbo_warmup_weight, dubbo_weight,  # noqa: F401
                                    enabled as _enabled, f32, int_param as _int, param as _param)
-from discovery.model import EndpointSpec
+from discovery.model import INTEGER, EndpointSpec
 from discovery.sofa_params import sofa_weight
-from discovery.zookeeper.overrides import INTEGER, Override, apply_overrides
+from discovery.zookeeper.overrides import Override, apply_overrides
 from discovery.zookeeper.urls import RegistryURL, URLError, decode_name, java_urlencode, parse_url
 
 #: Re-exported from discovery.dubbo_params (their historical home).

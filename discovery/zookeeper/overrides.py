@@ -21,10 +21,10 @@ Semantics (Dubbo ``AbstractConfigurator`` / ``OverrideConfigurator``, 2.6/2.7 "d
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from discovery.model import parse_int
 from discovery.zookeeper.urls import RegistryURL, URLError, decode_name, parse_url
 
 ANYHOST = "0.0.0.0"
@@ -35,7 +35,6 @@ CONDITION_KEYS = frozenset({
 })
 #: Provider parameters that must stay integers after an override (validated when the rule is parsed).
 INTEGER_KEYS = ("weight", "warmup", "timestamp")
-INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +96,7 @@ def parse_override(name: str) -> Override | None:
         raise URLError(f"configurator {name!r}: scheme {url.scheme!r} is not override:// or absent://")
     params = {k: v for k, v in url.params.items() if k not in CONDITION_KEYS and not k.startswith("~")}
     for key in INTEGER_KEYS:
-        if key in params and not _is_int(params[key]):
+        if key in params and parse_int(params[key].strip()) is None:
             raise URLError(f"configurator {name!r}: {key}={params[key]!r} is not an integer")
     priority = url.params.get("priority", "0")
     return Override(
@@ -105,18 +104,8 @@ def parse_override(name: str) -> Override | None:
         conditions={k: v for k, v in url.params.items() if k.startswith("~") or k in ("application", "side")},
         groups=_selector(url.params.get("group")), versions=_selector(url.params.get("version")),
         addresses=_selector(url.params.get("providerAddresses")),
-        priority=int(priority) if _is_int(priority) else 0, absent=url.scheme == "absent",
+        priority=parse_int(priority.strip()) or 0, absent=url.scheme == "absent",
     )
-
-
-def _is_int(text: str) -> bool:
-    if INTEGER.fullmatch(text.strip()) is None:
-        return False
-    try:
-        int(text)
-    except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits())
-        return False
-    return True
 
 
 def apply_overrides(overrides: Iterable[Override], host: str, port: int, params: Mapping[str, str]) -> dict[str, str]:
