@@ -5,10 +5,10 @@ cimport cython
 
 from meshd.codec.base cimport FrameBuffer
 
-cdef inline long long _u16(bytearray buf, Py_ssize_t p)
+cdef long long _u16(bytearray buf, Py_ssize_t p)
 
 @cython.locals(value=cython.longlong)
-cdef inline long long _u32(bytearray buf, Py_ssize_t p)
+cdef long long _u32(bytearray buf, Py_ssize_t p)
 
 cdef class BoltDecoder(FrameBuffer):
     cdef public object max_frame_size, verify_crc
