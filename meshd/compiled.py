@@ -48,23 +48,23 @@ def pure_requested() -> bool:
     return os.environ.get("MESHD_PURE", "") not in ("", "0")
 
 
-def how_to_load(fullname: str, folder: str) -> tuple[str, str]:
-    """(how, source path) for hot module ``fullname`` in package folder ``folder``; how is one of
-    compiled, pure, stale, missing ("" when there is no source: not ours to decide)."""
+def how_to_load(fullname: str, folder: str) -> str:
+    """How hot module ``fullname`` in package folder ``folder`` would load on its own: compiled, pure, stale,
+    missing ("" when there is no source: not ours to decide)."""
     leaf = fullname.rpartition(".")[2]
     source = os.path.join(folder, leaf + ".py")
     if not os.path.exists(source):
-        return "", source
+        return ""
     if pure_requested():
-        return PURE, source
+        return PURE
     extension = next((path for path in (os.path.join(folder, leaf + suffix)
                                         for suffix in importlib.machinery.EXTENSION_SUFFIXES)
                       if os.path.exists(path)), None)
     if extension is None:
-        return MISSING, source
+        return MISSING
     if os.path.getmtime(source) > os.path.getmtime(extension):
-        return STALE, source
-    return COMPILED, source
+        return STALE
+    return COMPILED
 
 
 def loading(states: dict[str, str]) -> dict[str, str]:
@@ -78,7 +78,7 @@ def loading(states: dict[str, str]) -> dict[str, str]:
 def _survey() -> dict[str, str]:
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # no source at all ("") leaves the module to the standard finders: only an extension can load then
-    return loading({name: how_to_load(name, os.path.join(parent, *name.split(".")[:-1]))[0] or COMPILED
+    return loading({name: how_to_load(name, os.path.join(parent, *name.split(".")[:-1])) or COMPILED
                     for name in MODULES})
 
 
