@@ -43,8 +43,9 @@ from typing import Any
 try:
     import cython
     COMPILED: bool = cython.compiled
-    """True in the compiled hot path (meshd/compiled.py): the frame splitters then read header fields byte by
-    byte as C integers, where the Python build unpacks them with one ``struct`` call."""
+    """True in the compiled hot path (meshd/compiled.py): the frame splitters and the proxy's id patchers then
+    read and write header fields byte by byte as C integers, where Python uses one ``struct`` call (the
+    reference: tests hold the two equal, and CI runs both)."""
 except ImportError:                           # Cython is a build requirement, not a runtime one
     COMPILED = False
 

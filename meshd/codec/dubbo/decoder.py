@@ -7,8 +7,9 @@ while (ev := dec.next_event()) is not NEED_DATA:
     ...                                 # DubboRequest | DubboResponse | DubboHeartbeat | DubboHeartbeatAck | DubboEvent | CLOSED
 ```
 
-Per frame the decoder does one ``struct.unpack_from`` on its bytearray and one slice (the event's
-``frame``); nothing in the body is parsed until the receiver asks. Event frames (heartbeats, readonly) are
+Per frame the decoder does one ``struct.unpack_from`` on its bytearray (compiled, ``events()`` reads the
+header's bytes as C integers instead) and one slice (the event's ``frame``); nothing in the body is parsed
+until the receiver asks. Event frames (heartbeats, readonly) are
 classified by their tiny body. A frame declaring more than ``max_frame_size`` body bytes raises
 :class:`FrameTooLarge` (with the request id and the header) and its body is dropped as it arrives; the
 decoder then continues. A bad magic or a negative length raises :class:`ProtocolError` and breaks the
