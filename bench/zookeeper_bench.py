@@ -51,6 +51,7 @@ except ImportError:  # run from a checkout without the package installed
 import yaml
 from kazoo.client import KazooClient
 
+from integration.ports import free_port
 from integration.process import LoopThread
 from integration.servers.rpc_provider import RpcProvider
 from meshd.codec import dubbo
@@ -172,12 +173,6 @@ async def measure_changes(model: ClusterModel, writer: KazooClient, services: in
 
 
 # -- a real meshd process ----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def http_get(address: str, path: str, timeout: float = 60.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as resp:
