@@ -134,6 +134,31 @@ def test_dubbo_and_bolt_calls_through_meshd_with_real_peers(meshd_run, dubbo_pee
 
 
 @needs_peers
+def test_a_one_way_call_reaches_the_real_provider_and_its_stray_answer_is_dropped(meshd_run, dubbo_peer):
+    # dubbo-remoting answers one-way requests too (tests/integration/peers/test_encoders_with_peers.py): meshd
+    # forwards the call, sends the caller nothing for it, and counts the provider's answer as a late response.
+    m = meshd_run(rpc_config([{"name": IFACE, "endpoints": [{"address": f"127.0.0.1:{dubbo_peer}"}]}]))
+    raw = Raw(m.port("dubbo"), "dubbo")
+    raw.send(dubbo.encode_request(3, IFACE, "sayHello", ["one-way", 1], param_types="Ljava/lang/String;I",
+                                  version="1.0.0", twoway=False) +
+             dubbo.encode_request(4, IFACE, "sayHello", ["two-way", 2], param_types="Ljava/lang/String;I",
+                                  version="1.0.0"))
+    ev = raw.read()
+    assert (type(ev), ev.request_id, ev.status) == (dubbo.DubboResponse, 4, 20) and \
+        ev.result().value == "hello two-way x2"
+    deadline = time.monotonic() + 5
+    while True:
+        pool = m.admin_json("/clusters")["clusters"][0]["endpoints"][0]["connections"]["dubbo"]
+        if pool["late_responses"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert (pool["in_flight"], pool["late_responses"]) == (0, 1), "the provider's answer to the one-way call"
+    with pytest.raises(socket.timeout):
+        raw.read(timeout=0.3)                 # nothing more for the caller: no answer to its one-way call
+    raw.close()
+
+
+@needs_peers
 @pytest.mark.parametrize("protocol", ["dubbo", "bolt"])
 def test_1000_concurrent_calls_over_4_connections_reach_the_right_caller(meshd_run, dubbo_peer, bolt_peer, protocol):
     upstream = dubbo_peer if protocol == "dubbo" else bolt_peer
