@@ -9,5 +9,6 @@ cdef class AccessLog:
     cpdef rpc(self, started, request, status, flags, bytes_in, duration, upstream, cluster, attempts)
 
     @cython.locals(offset=cython.double, wall=cython.double, started=cython.double, duration=cython.double,
-                   s=cython.long, ms=cython.long, millis=list, bytes_in=cython.long, bytes_out=cython.long, attempts=cython.long)
+                   s=cython.long, ms=cython.long, millis=list, bytes_in=cython.long, bytes_out=cython.long,
+                   attempts=cython.long)
     cpdef list _lines(self, entries)

@@ -3,7 +3,7 @@
 cimport cython
 
 @cython.locals(i=Py_ssize_t)
-cdef void _patch_dubbo_id(bytearray frame, long long request_id)
+cpdef void _patch_dubbo_id(bytearray frame, long long request_id)
 
 @cython.locals(i=Py_ssize_t)
-cdef void _patch_bolt_id(bytearray frame, long long request_id)
+cpdef void _patch_bolt_id(bytearray frame, long long request_id)

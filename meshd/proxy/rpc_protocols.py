@@ -82,6 +82,29 @@ class RpcView:
         return self._attachments
 
 
+def _patch_dubbo_id(frame: bytearray, request_id: int) -> None:
+    """Write the request id into a Dubbo frame's header, in place (compiled: byte by byte, as C integers)."""
+    if COMPILED:
+        for i in range(11, 3, -1):
+            frame[i] = request_id & 0xFF
+            request_id >>= 8
+    else:
+        _DUBBO_ID.pack_into(frame, 4, request_id)
+
+
+def _patch_bolt_id(frame: bytearray, request_id: int) -> None:
+    """Write the request id into a Bolt frame's header, in place; a v2 frame's CRC is recomputed."""
+    request_id &= 0xFFFFFFFF
+    if frame[0] != 1:
+        bolt.patch_request_id(frame, request_id)
+    elif COMPILED:                             # v1: the id at 5, no CRC
+        for i in range(8, 4, -1):
+            frame[i] = request_id & 0xFF
+            request_id >>= 8
+    else:
+        _BOLT_ID.pack_into(frame, 5, request_id)
+
+
 class RpcAdapter:
     """Per-protocol behaviour; see the module docstring. Stateless: one shared instance per protocol."""
 
@@ -256,9 +279,7 @@ class DubboAdapter(RpcAdapter):
     def oneway(event: dubbo.DubboRequest) -> bool:
         return not event.twoway
 
-    @staticmethod
-    def patch_id(frame: bytearray, request_id: int) -> None:
-        _patch_dubbo_id(frame, request_id)
+    patch_id = staticmethod(_patch_dubbo_id)
 
     @staticmethod
     def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
@@ -386,9 +407,7 @@ class BoltAdapter(RpcAdapter):
     def oneway(event: bolt.BoltRequest) -> bool:
         return event.oneway
 
-    @staticmethod
-    def patch_id(frame: bytearray, request_id: int) -> None:
-        _patch_bolt_id(frame, request_id)
+    patch_id = staticmethod(_patch_bolt_id)
 
     @staticmethod
     def reject(event: Any, outcome: Outcome, detail: str) -> bytes | None:
@@ -409,29 +428,6 @@ class BoltAdapter(RpcAdapter):
     @staticmethod
     def readonly(event: Any) -> bool | None:
         return None
-
-
-def _patch_dubbo_id(frame: bytearray, request_id: int) -> None:
-    """Write the request id into a Dubbo frame's header, in place (compiled: byte by byte, as C integers)."""
-    if COMPILED:
-        for i in range(11, 3, -1):
-            frame[i] = request_id & 0xFF
-            request_id >>= 8
-    else:
-        _DUBBO_ID.pack_into(frame, 4, request_id)
-
-
-def _patch_bolt_id(frame: bytearray, request_id: int) -> None:
-    """Write the request id into a Bolt frame's header, in place; a v2 frame's CRC is recomputed."""
-    request_id &= 0xFFFFFFFF
-    if frame[0] != 1:
-        bolt.patch_request_id(frame, request_id)
-    elif COMPILED:                             # v1: the id at 5, no CRC
-        for i in range(8, 4, -1):
-            frame[i] = request_id & 0xFF
-            request_id >>= 8
-    else:
-        _BOLT_ID.pack_into(frame, 5, request_id)
 
 
 def _attachment(event: dubbo.DubboRequest, key: bytes) -> Any:
