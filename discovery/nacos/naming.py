@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from discovery.dubbo_params import dubbo_weight, enabled as dubbo_enabled, int_param
-from discovery.model import INTEGER, EndpointSpec, Health, assign_instances, split_address
+from discovery.model import EndpointSpec, Health, assign_instances, parse_int, split_address
 
 PROVIDERS = "providers"
 CONSUMERS = "consumers"
@@ -143,12 +143,10 @@ def instance_endpoint(service: str, host: Mapping[str, Any], *, naming: str = "p
             raise InstanceError(f"{who}: a consumer entry, not a provider")
         text = meta.get("weight", "").strip()
         if text:
-            try:            # int() refuses more than 4300 digits
-                weight = max(int(text), 0) if INTEGER.fullmatch(text) else -1
-            except ValueError:
-                weight = -1
-            if weight < 0:
+            value = parse_int(text)
+            if value is None:
                 raise InstanceError(f"{who}: Dubbo weight={text[:40]!r} is not an integer")
+            weight = max(value, 0)
         warmup = int_param(meta, "warmup", default_warmup_ms or 0)
         weight, warming = dubbo_weight(weight, int_param(meta, "timestamp", 0), warmup, now_ms)
         enabled = enabled and dubbo_enabled(meta)
